@@ -1,0 +1,72 @@
+//! Starting a sign-in: a fresh `state` recorded in the session, then a 302 to WeChat's authorize
+//! page for pages, or a 401 JSON carrying that URL for API calls.
+
+use actix_session::Session;
+use actix_web::{
+    dev::ServiceRequest,
+    http::header::{self, CacheDirective},
+    HttpResponse, ResponseError as _,
+};
+use url::Url;
+
+use crate::{
+    config::WeChatConfig,
+    error::{Error, ErrorKind, Format},
+    return_to,
+    session::{unix_now, AuthSession, PendingSignIn},
+    tokens::{CsrfState, Scope},
+};
+
+/// Where a challenged request should come back to: the page itself, or for an API call the page
+/// that made it (its same-origin `Referer`), else `/`.
+pub(crate) fn return_to_of(config: &WeChatConfig, req: &ServiceRequest, format: Format) -> String {
+    match format {
+        Format::Html => return_to::for_request(req.path(), req.query_string()),
+        Format::Json => referring_page(config, req).unwrap_or_else(|| "/".to_owned()),
+    }
+}
+
+fn referring_page(config: &WeChatConfig, req: &ServiceRequest) -> Option<String> {
+    let referer = Url::parse(req.headers().get(header::REFERER)?.to_str().ok()?).ok()?;
+    let inner = &config.inner;
+    if referer.origin().ascii_serialization() != inner.public_origin {
+        return None;
+    }
+    let path = referer.path().strip_prefix(inner.mount_path.as_str())?;
+    path.starts_with('/')
+        .then(|| return_to::for_request(path, referer.query().unwrap_or("")))
+}
+
+/// Records a pending sign-in and answers with the way to WeChat's authorize page.
+pub(crate) fn start(
+    config: &WeChatConfig,
+    session: &Session,
+    scope: Scope,
+    return_to: String,
+    restarts: u8,
+    format: Format,
+) -> HttpResponse {
+    let state = CsrfState::random();
+    let authorize_url = config.authorize_url(scope, &state);
+    let pending = PendingSignIn {
+        state,
+        return_to,
+        scope,
+        created_at: unix_now(),
+        restarts,
+        used: false,
+    };
+    if let Err(kind) = AuthSession(session).push_pending(pending, config.inner.state_ttl) {
+        log::error!("cannot record a pending WeChat sign-in in the session: {kind}");
+        return Error::new(kind, format).error_response();
+    }
+    match format {
+        Format::Html => HttpResponse::Found()
+            .insert_header((header::LOCATION, authorize_url))
+            .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
+            .finish(),
+        Format::Json => Error::new(ErrorKind::SignInRequired, Format::Json)
+            .with_link(authorize_url)
+            .error_response(),
+    }
+}

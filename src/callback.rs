@@ -1,0 +1,179 @@
+//! The OAuth callback: check `state`, exchange `code`, load the profile, sign in, go back.
+
+use actix_session::SessionExt as _;
+use actix_web::{
+    dev::ServiceRequest,
+    http::header::{self, CacheDirective},
+    HttpResponse, ResponseError as _,
+};
+use log::{info, warn};
+use serde::Deserialize;
+
+use crate::{
+    authorize,
+    client::WeChatClient,
+    config::WeChatConfig,
+    error::{Error, ErrorKind, Format},
+    session::{unix_now, AuthSession, PendingSignIn, SignedIn, StateMatch},
+    tokens::Scope,
+    wire::ErrCode,
+};
+
+/// The callback's query. A repeated parameter is a deserialization error, hence a 400.
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+/// Answers the callback. Always an HTML answer: the callback is a browser navigation.
+pub(crate) async fn handle(
+    config: &WeChatConfig,
+    client: &WeChatClient,
+    req: &ServiceRequest,
+) -> HttpResponse {
+    match sign_in(config, client, req).await {
+        Ok(res) => res,
+        Err(err) => {
+            if err.kind().status().is_server_error() {
+                warn!("WeChat callback failed: {err}");
+            } else {
+                info!("WeChat callback refused: {err}");
+            }
+            err.error_response()
+        }
+    }
+}
+
+async fn sign_in(
+    config: &WeChatConfig,
+    client: &WeChatClient,
+    req: &ServiceRequest,
+) -> Result<HttpResponse, Error> {
+    let page = |kind| Error::new(kind, Format::Html);
+    let query: CallbackQuery = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| page(ErrorKind::BadCallback("unreadable or repeated parameters")))?;
+    let state = query
+        .state
+        .filter(|s| is_state(s))
+        .ok_or_else(|| page(ErrorKind::InvalidState))?;
+
+    let session = req.get_session();
+    let store = AuthSession(&session);
+    let now = unix_now();
+    let pending = match store
+        .take_pending(&state, now, config.inner.state_ttl)
+        .map_err(page)?
+    {
+        StateMatch::Fresh(pending) => pending,
+        // A double callback or a reload after this browser already signed in: no second
+        // exchange, just go on.
+        StateMatch::AlreadyUsed(pending) if signed_in_for(&store, pending.scope) => {
+            return Ok(back_to(config, &pending.return_to));
+        }
+        StateMatch::AlreadyUsed(_) | StateMatch::Unknown => return Err(page(ErrorKind::InvalidState)),
+    };
+    let start_again = format!("{}{}", config.inner.mount_path, pending.return_to);
+
+    let Some(code) = query.code.filter(|c| !c.is_empty()) else {
+        return Err(page(ErrorKind::AccessDenied).with_link(start_again));
+    };
+    if !is_code(&code) {
+        return Err(page(ErrorKind::BadCallback("malformed code")));
+    }
+
+    let tokens = match client.exchange_code(&code).await {
+        Ok(tokens) => tokens,
+        Err(ErrorKind::WeChat { code, .. }) if code.means_stale_code() => {
+            return stale_code(config, &session, pending, code, start_again);
+        }
+        Err(kind) => return Err(page(kind).with_link(start_again)),
+    };
+    if tokens.is_snapshotuser == 1 {
+        // The openid is virtual: signing it in would create a phantom user.
+        return Err(page(ErrorKind::SnapshotUser));
+    }
+    let granted = Scope::from_granted(&tokens.scope);
+    let profile = if granted == Scope::UserInfo {
+        let profile = client
+            .user_info(&tokens.access_token, &tokens.openid)
+            .await
+            .map_err(|kind| page(kind).with_link(start_again.clone()))?;
+        if profile.openid != tokens.openid {
+            return Err(page(ErrorKind::UpstreamInvalid(
+                "userinfo answered for another openid".into(),
+            )));
+        }
+        Some(profile)
+    } else {
+        None
+    };
+
+    let user = SignedIn::new(tokens, profile, now);
+    // A new session id after sign-in: a session id planted before it (fixation) is worthless.
+    session.renew();
+    store.set_signed_in(&user).map_err(page)?;
+    info!("WeChat sign-in: openid {} ({})", user.openid, user.scope);
+    if !granted.satisfies(pending.scope) {
+        // Redirecting would ask again and loop; say what happened instead.
+        return Err(page(ErrorKind::WeChat {
+            code: ErrCode::UserUnauthorized,
+            errmsg: format!("granted {granted}, the page needs {}", pending.scope),
+        })
+        .with_link(start_again));
+    }
+    Ok(back_to(config, &pending.return_to))
+}
+
+/// A used, expired or unknown `code` (back button, reload, a prefetch, a double callback).
+fn stale_code(
+    config: &WeChatConfig,
+    session: &actix_session::Session,
+    pending: PendingSignIn,
+    code: ErrCode,
+    start_again: String,
+) -> Result<HttpResponse, Error> {
+    if signed_in_for(&AuthSession(session), pending.scope) {
+        return Ok(back_to(config, &pending.return_to));
+    }
+    if pending.restarts == 0 {
+        info!("WeChat rejected a stale code ({code}); authorizing once more");
+        return Ok(authorize::start(
+            config,
+            session,
+            pending.scope,
+            pending.return_to,
+            pending.restarts + 1,
+            Format::Html,
+        ));
+    }
+    Err(Error::new(ErrorKind::CodeRejected(code), Format::Html).with_link(start_again))
+}
+
+fn signed_in_for(store: &AuthSession<'_>, scope: Scope) -> bool {
+    store
+        .signed_in()
+        .is_some_and(|user| user.scope.satisfies(scope))
+}
+
+/// 303 to the return-to. `Referrer-Policy` keeps the callback URL (and its code) out of the
+/// `Referer` of whatever loads next.
+fn back_to(config: &WeChatConfig, return_to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            format!("{}{return_to}", config.inner.mount_path),
+        ))
+        .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .finish()
+}
+
+/// WeChat's `state` alphabet and length.
+fn is_state(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn is_code(s: &str) -> bool {
+    s.len() <= 512 && s.bytes().all(|b| b.is_ascii_graphic())
+}

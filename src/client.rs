@@ -1,0 +1,260 @@
+//! The client of WeChat's four sns endpoints, over awc.
+//!
+//! One deadline per attempt covers connect, headers and body (awc's own timeout stops at the
+//! headers); bodies are capped; redirects are not followed; connections are pooled per worker;
+//! https goes through rustls. Failures that are safe to retry are retried a bounded number of
+//! times with exponential backoff. Nothing here ever logs a URL: the query holds the appsecret or a
+//! token.
+
+use std::{fmt, time::Duration};
+
+use actix_web::rt::time::{sleep, timeout};
+use awc::error::{PayloadError, SendRequestError};
+use log::{debug, warn};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    config::WeChatConfig,
+    error::ErrorKind,
+    tokens::{AccessToken, RefreshToken},
+    wire::{self, Acknowledgement, ErrCode, ParseError, Profile, TokenResponse},
+};
+
+/// Idle pooled connections are dropped before common server keep-alive timeouts (actix-web 5 s),
+/// so a request is rarely written to a connection the server has just closed.
+const POOL_KEEP_ALIVE: Duration = Duration::from_secs(4);
+
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    AccessToken,
+    RefreshToken,
+    UserInfo,
+    Auth,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::AccessToken => "/sns/oauth2/access_token",
+            Endpoint::RefreshToken => "/sns/oauth2/refresh_token",
+            Endpoint::UserInfo => "/sns/userinfo",
+            Endpoint::Auth => "/sns/auth",
+        }
+    }
+
+    /// Whether a request that may have reached WeChat can be sent again. A `code` is single-use,
+    /// so the exchange is retried only when the request surely never arrived.
+    fn idempotent(self) -> bool {
+        !matches!(self, Endpoint::AccessToken)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path())
+    }
+}
+
+/// How one attempt failed.
+#[derive(Debug)]
+enum Failure {
+    /// The request surely did not reach WeChat (connect failed, or the write failed).
+    NotSent(String),
+    /// The exchange broke after the request may have arrived.
+    Lost(String),
+    Timeout,
+    Status(u16),
+    TooLarge,
+    Parse(ParseError),
+}
+
+impl Failure {
+    fn retryable(&self, endpoint: Endpoint) -> bool {
+        match self {
+            Failure::NotSent(_) => true,
+            Failure::Parse(ParseError::Api { code, .. }) => *code == ErrCode::SystemBusy,
+            Failure::Lost(_) => endpoint.idempotent(),
+            Failure::Status(status) => *status >= 500 && endpoint.idempotent(),
+            // A timeout already cost a whole deadline: waiting another would hold the user twice.
+            Failure::Timeout | Failure::TooLarge | Failure::Parse(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::NotSent(e) => write!(f, "not sent: {e}"),
+            Failure::Lost(e) => write!(f, "connection lost: {e}"),
+            Failure::Timeout => f.write_str("timed out"),
+            Failure::Status(s) => write!(f, "HTTP status {s}"),
+            Failure::TooLarge => f.write_str("body over the size limit"),
+            Failure::Parse(ParseError::Api { code, errmsg }) => write!(f, "errcode {code} ({errmsg})"),
+            Failure::Parse(ParseError::Malformed(e)) => write!(f, "malformed body: {e}"),
+        }
+    }
+}
+
+impl From<Failure> for ErrorKind {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::NotSent(e) | Failure::Lost(e) => ErrorKind::UpstreamUnreachable(e),
+            Failure::Timeout => ErrorKind::UpstreamTimeout,
+            Failure::Status(s) => ErrorKind::UpstreamInvalid(format!("HTTP status {s}")),
+            Failure::TooLarge => ErrorKind::UpstreamInvalid("body over the size limit".into()),
+            Failure::Parse(ParseError::Api { code, errmsg }) => ErrorKind::WeChat { code, errmsg },
+            Failure::Parse(ParseError::Malformed(e)) => ErrorKind::UpstreamInvalid(e),
+        }
+    }
+}
+
+/// Talks to `api.weixin.qq.com` (or the configured `api_base`). `awc::Client` is not `Send`, so
+/// there is one per worker thread.
+pub(crate) struct WeChatClient {
+    http: awc::Client,
+    config: WeChatConfig,
+}
+
+impl WeChatClient {
+    pub(crate) fn new(config: &WeChatConfig) -> Self {
+        let inner = &config.inner;
+        let connector = awc::Connector::new()
+            .timeout(inner.connect_timeout)
+            .handshake_timeout(inner.connect_timeout)
+            .conn_keep_alive(POOL_KEEP_ALIVE);
+        let http = awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            // The deadline is ours, around the whole exchange: see `attempt`.
+            .disable_timeout()
+            .finish();
+        Self {
+            http,
+            config: config.clone(),
+        }
+    }
+
+    /// `/sns/oauth2/access_token`: exchanges a callback's `code`.
+    pub(crate) async fn exchange_code(&self, code: &str) -> Result<TokenResponse, ErrorKind> {
+        let inner = &self.config.inner;
+        self.call(
+            Endpoint::AccessToken,
+            &[
+                ("appid", &inner.appid),
+                ("secret", inner.secret.secret()),
+                ("code", code),
+                ("grant_type", "authorization_code"),
+            ],
+        )
+        .await
+    }
+
+    /// `/sns/oauth2/refresh_token`: a new access token from the refresh token.
+    pub(crate) async fn refresh(&self, token: &RefreshToken) -> Result<TokenResponse, ErrorKind> {
+        self.call(
+            Endpoint::RefreshToken,
+            &[
+                ("appid", &self.config.inner.appid),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.secret()),
+            ],
+        )
+        .await
+    }
+
+    /// `/sns/userinfo`: the profile (snsapi_userinfo tokens only).
+    pub(crate) async fn user_info(
+        &self,
+        token: &AccessToken,
+        openid: &str,
+    ) -> Result<Profile, ErrorKind> {
+        self.call(
+            Endpoint::UserInfo,
+            &[
+                ("access_token", token.secret()),
+                ("openid", openid),
+                ("lang", self.config.inner.lang.as_str()),
+            ],
+        )
+        .await
+    }
+
+    /// `/sns/auth`: whether the access token is still valid for `openid`.
+    pub(crate) async fn check(&self, token: &AccessToken, openid: &str) -> Result<(), ErrorKind> {
+        self.call::<Acknowledgement>(
+            Endpoint::Auth,
+            &[("access_token", token.secret()), ("openid", openid)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        query: &[(&str, &str)],
+    ) -> Result<T, ErrorKind> {
+        let inner = &self.config.inner;
+        let query = serde_urlencoded::to_string(query)
+            .map_err(|e| ErrorKind::UpstreamInvalid(format!("cannot encode the query: {e}")))?;
+        let url = format!("{}{}?{query}", inner.api_base, endpoint.path());
+        let mut backoff = inner.retry_backoff;
+        let mut attempt = 1;
+        loop {
+            let started = std::time::Instant::now();
+            match self.attempt(&url).await {
+                Ok(value) => {
+                    debug!("WeChat {endpoint} answered in {:?}", started.elapsed());
+                    return Ok(value);
+                }
+                Err(failure) if attempt < inner.max_attempts && failure.retryable(endpoint) => {
+                    warn!(
+                        "WeChat {endpoint} attempt {attempt}/{}: {failure}; retrying in {backoff:?}",
+                        inner.max_attempts
+                    );
+                    sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(failure) => {
+                    warn!("WeChat {endpoint} failed after {attempt} attempt(s): {failure}");
+                    return Err(failure.into());
+                }
+            }
+        }
+    }
+
+    async fn attempt<T: DeserializeOwned>(&self, url: &str) -> Result<T, Failure> {
+        let inner = &self.config.inner;
+        let exchange = async {
+            let mut res = self.http.get(url).send().await.map_err(classify_send)?;
+            let status = res.status();
+            let body = res
+                .body()
+                .limit(inner.max_response_bytes)
+                .await
+                .map_err(|e| match e {
+                    PayloadError::Overflow => Failure::TooLarge,
+                    other => Failure::Lost(other.to_string()),
+                })?;
+            // WeChat answers errors as 200 with an errcode; any other status is a fault upstream.
+            if !status.is_success() {
+                return Err(Failure::Status(status.as_u16()));
+            }
+            wire::parse(&body).map_err(Failure::Parse)
+        };
+        timeout(inner.request_timeout, exchange)
+            .await
+            .unwrap_or(Err(Failure::Timeout))
+    }
+}
+
+fn classify_send(e: SendRequestError) -> Failure {
+    match e {
+        SendRequestError::Connect(e) => Failure::NotSent(e.to_string()),
+        SendRequestError::Send(e) => Failure::NotSent(e.to_string()),
+        SendRequestError::Timeout => Failure::Timeout,
+        SendRequestError::Url(_) => Failure::NotSent("invalid API URL".into()),
+        other => Failure::Lost(other.to_string()),
+    }
+}

@@ -1,0 +1,628 @@
+//! Configuration: a validated [`WeChatConfig`] made by [`WeChatConfigBuilder`].
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use actix_web::{
+    dev::ServiceRequest,
+    http::header::{self, Header as _},
+};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use url::Url;
+
+use crate::tokens::{AppSecret, CsrfState, Scope};
+
+/// Everything outside RFC 3986's unreserved characters is encoded, as WeChat requires for
+/// `redirect_uri`.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The language of the profile fields returned by `/sns/userinfo`.
+///
+/// ```
+/// use actix_wechat_auth::Lang;
+/// assert_eq!(Lang::En.as_str(), "en");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// Simplified Chinese (`zh_CN`), WeChat's default.
+    #[default]
+    ZhCn,
+    /// Traditional Chinese (`zh_TW`).
+    ZhTw,
+    /// English (`en`).
+    En,
+}
+
+impl Lang {
+    /// The wire value of the `lang` parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::ZhCn => "zh_CN",
+            Lang::ZhTw => "zh_TW",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// Why a configuration was refused by [`WeChatConfigBuilder::build`].
+///
+/// ```
+/// use actix_wechat_auth::{ConfigError, WeChatConfig};
+/// let err = WeChatConfig::builder("", "secret").public_url("https://h5.example.com").build();
+/// assert!(matches!(err, Err(ConfigError::InvalidAppId)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The appid is empty or holds characters other than ASCII letters and digits.
+    #[error("the appid must be non-empty ASCII letters and digits (e.g. wx1234567890abcdef)")]
+    InvalidAppId,
+    /// The appsecret is empty.
+    #[error("the appsecret is empty")]
+    EmptySecret,
+    /// `public_url` was never set.
+    #[error("public_url is required: the external origin of the app, e.g. https://h5.example.com")]
+    MissingPublicUrl,
+    /// A URL setting is not an absolute http(s) URL without query, fragment or credentials.
+    #[error("{setting} must be an absolute http(s) URL without query, fragment or credentials: {reason}")]
+    InvalidUrl {
+        /// Which setting (`public_url`, `open_base`, `api_base`).
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The callback path does not start with `/` or holds characters that are not allowed.
+    #[error("callback_path must start with '/' and hold no query, fragment or whitespace")]
+    InvalidCallbackPath,
+    /// A duration or count that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+type RequestPredicate = Arc<dyn Fn(&ServiceRequest) -> bool + Send + Sync>;
+
+/// How API requests are told from page requests: API requests get a 401 JSON instead of a
+/// redirect, and JSON instead of HTML error pages.
+#[derive(Clone)]
+enum ApiDetection {
+    /// `Accept` prefers JSON, or `X-Requested-With: XMLHttpRequest`, or a configured prefix.
+    Default { prefixes: Vec<String> },
+    /// A predicate of the user's.
+    Custom(RequestPredicate),
+}
+
+/// The validated configuration shared by every [`WeChatAuth`](crate::WeChatAuth) instance made
+/// from it. Cheap to clone.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_wechat_auth::{Scope, WeChatConfig};
+///
+/// let config = WeChatConfig::builder("wx1234567890abcdef", "app-secret")
+///     .public_url("https://h5.example.com")
+///     .scope(Scope::UserInfo)
+///     .check_interval(Duration::from_secs(600))
+///     .api_path_prefix("/api/")
+///     .exclude_path("/healthz")
+///     .build()?;
+/// assert_eq!(config.redirect_uri(), "https://h5.example.com/wechat/callback");
+/// # Ok::<(), actix_wechat_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct WeChatConfig {
+    pub(crate) inner: Arc<ConfigInner>,
+}
+
+pub(crate) struct ConfigInner {
+    pub(crate) appid: String,
+    pub(crate) secret: AppSecret,
+    pub(crate) scope: Scope,
+    pub(crate) callback_path: String,
+    /// The public URL's path without a trailing slash ("" at the root): where the app is mounted
+    /// behind a proxy; prefixed to the paths we redirect to.
+    pub(crate) mount_path: String,
+    pub(crate) public_origin: String,
+    pub(crate) redirect_uri: String,
+    /// `{open_base}/connect/oauth2/authorize?appid=..&redirect_uri=..&response_type=code&scope=`,
+    /// built once: the authorize URL is on the path of every anonymous request.
+    authorize_prefix: String,
+    pub(crate) api_base: String,
+    pub(crate) check_interval: Duration,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) state_ttl: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) lang: Lang,
+    connect_redirect: bool,
+    api_detection: ApiDetection,
+    excluded_paths: Vec<String>,
+    excluded_prefixes: Vec<String>,
+    exclude_if: Option<RequestPredicate>,
+}
+
+impl WeChatConfig {
+    /// Starts a configuration for the Official Account `appid` with its appsecret.
+    pub fn builder(appid: impl Into<String>, secret: impl Into<AppSecret>) -> WeChatConfigBuilder {
+        WeChatConfigBuilder::new(appid.into(), secret.into())
+    }
+
+    /// The Official Account's appid.
+    pub fn appid(&self) -> &str {
+        &self.inner.appid
+    }
+
+    /// The scope required by a [`WeChatAuth`](crate::WeChatAuth) made with
+    /// [`WeChatAuth::new`](crate::WeChatAuth::new).
+    pub fn scope(&self) -> Scope {
+        self.inner.scope
+    }
+
+    /// The path the middleware answers as the OAuth callback.
+    pub fn callback_path(&self) -> &str {
+        &self.inner.callback_path
+    }
+
+    /// The `redirect_uri` sent to WeChat: the public URL plus the callback path. Never built from
+    /// the request's `Host` header.
+    pub fn redirect_uri(&self) -> &str {
+        &self.inner.redirect_uri
+    }
+
+    /// The authorize URL for `scope` and `state`, parameters in the order WeChat requires.
+    ///
+    /// ```
+    /// use actix_wechat_auth::{CsrfState, Scope, WeChatConfig};
+    /// let config = WeChatConfig::builder("wx1234", "s").public_url("https://h5.example.com").build()?;
+    /// let state = CsrfState::random();
+    /// let url = config.authorize_url(Scope::Base, &state);
+    /// assert_eq!(
+    ///     url,
+    ///     format!(
+    ///         "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx1234\
+    ///          &redirect_uri=https%3A%2F%2Fh5.example.com%2Fwechat%2Fcallback\
+    ///          &response_type=code&scope=snsapi_base&state={}&connect_redirect=1#wechat_redirect",
+    ///         state.as_str()
+    ///     )
+    /// );
+    /// # Ok::<(), actix_wechat_auth::ConfigError>(())
+    /// ```
+    pub fn authorize_url(&self, scope: Scope, state: &CsrfState) -> String {
+        let inner = &self.inner;
+        let mut url = String::with_capacity(inner.authorize_prefix.len() + 96);
+        url.push_str(&inner.authorize_prefix);
+        url.push_str(scope.as_str());
+        url.push_str("&state=");
+        url.push_str(state.as_str());
+        if inner.connect_redirect {
+            url.push_str("&connect_redirect=1");
+        }
+        url.push_str("#wechat_redirect");
+        url
+    }
+
+    pub(crate) fn is_excluded(&self, req: &ServiceRequest) -> bool {
+        let inner = &self.inner;
+        let path = req.path();
+        inner.excluded_paths.iter().any(|p| p == path)
+            || inner.excluded_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+            || inner.exclude_if.as_ref().is_some_and(|f| f(req))
+    }
+
+    /// Whether `req` is an API call (401 JSON, JSON errors) rather than a page (redirect, HTML).
+    pub(crate) fn is_api_request(&self, req: &ServiceRequest) -> bool {
+        match &self.inner.api_detection {
+            ApiDetection::Custom(predicate) => predicate(req),
+            ApiDetection::Default { prefixes } => {
+                prefixes.iter().any(|p| req.path().starts_with(p.as_str()))
+                    || is_xhr(req.headers())
+                    || prefers_json(req)
+            }
+        }
+    }
+}
+
+fn is_xhr(headers: &header::HeaderMap) -> bool {
+    headers
+        .get("x-requested-with")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"))
+}
+
+/// `Accept` ranks a JSON type above HTML (and above `*/*`, which `fetch` sends by default).
+pub(crate) fn prefers_json(req: &impl actix_web::HttpMessage) -> bool {
+    let Some(accept) = req.headers().get(header::ACCEPT) else {
+        return false;
+    };
+    // Fast path for the common browser and API values before parsing q-values.
+    let raw = accept.as_bytes();
+    if raw.starts_with(b"text/html") {
+        return false;
+    }
+    if raw == b"application/json" {
+        return true;
+    }
+    match header::Accept::parse(req) {
+        Ok(accept) => accept.ranked().first().is_some_and(|mime| {
+            mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
+        }),
+        Err(_) => false,
+    }
+}
+
+impl fmt::Debug for WeChatConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("WeChatConfig")
+            .field("appid", &inner.appid)
+            .field("secret", &inner.secret)
+            .field("scope", &inner.scope)
+            .field("redirect_uri", &inner.redirect_uri)
+            .field("api_base", &inner.api_base)
+            .field("check_interval", &inner.check_interval)
+            .field("request_timeout", &inner.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`WeChatConfig`]; [`build`](Self::build) validates it.
+///
+/// Defaults: scope `snsapi_base`, callback path `/wechat/callback`, WeChat's real hosts,
+/// `/sns/auth` check every 300 s, refresh 300 s before expiry, `state` valid 10 minutes, 5 s per
+/// upstream call (connect + headers + body), up to 3 attempts on safe failures, 64 KiB response
+/// limit, `lang=zh_CN`, `connect_redirect=1`.
+///
+/// ```
+/// use actix_wechat_auth::WeChatConfig;
+/// let config = WeChatConfig::builder("wx1234", "secret")
+///     .public_url("https://h5.example.com/shop")   // mounted under /shop behind a proxy
+///     .callback_path("/auth/wechat")
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.redirect_uri(), "https://h5.example.com/shop/auth/wechat");
+/// ```
+#[must_use]
+pub struct WeChatConfigBuilder {
+    appid: String,
+    secret: AppSecret,
+    scope: Scope,
+    callback_path: String,
+    public_url: Option<String>,
+    open_base: String,
+    api_base: String,
+    check_interval: Duration,
+    refresh_margin: Duration,
+    state_ttl: Duration,
+    request_timeout: Duration,
+    max_attempts: u32,
+    retry_backoff: Duration,
+    max_response_bytes: usize,
+    lang: Lang,
+    connect_redirect: bool,
+    api_detection: ApiDetection,
+    excluded_paths: Vec<String>,
+    excluded_prefixes: Vec<String>,
+    exclude_if: Option<RequestPredicate>,
+}
+
+impl WeChatConfigBuilder {
+    fn new(appid: String, secret: AppSecret) -> Self {
+        Self {
+            appid,
+            secret,
+            scope: Scope::Base,
+            callback_path: "/wechat/callback".to_owned(),
+            public_url: None,
+            open_base: "https://open.weixin.qq.com".to_owned(),
+            api_base: "https://api.weixin.qq.com".to_owned(),
+            check_interval: Duration::from_secs(300),
+            refresh_margin: Duration::from_secs(300),
+            state_ttl: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(5),
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(100),
+            max_response_bytes: 64 * 1024,
+            lang: Lang::ZhCn,
+            connect_redirect: true,
+            api_detection: ApiDetection::Default {
+                prefixes: Vec::new(),
+            },
+            excluded_paths: Vec::new(),
+            excluded_prefixes: Vec::new(),
+            exclude_if: None,
+        }
+    }
+
+    /// The scope [`WeChatAuth::new`](crate::WeChatAuth::new) requires (default `snsapi_base`).
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// The external origin of the app as the browser sees it, e.g. `https://h5.example.com`
+    /// (required). A path is allowed when the app is mounted under it behind a proxy. The
+    /// `redirect_uri` is this plus the callback path, never the request's `Host`.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// The callback route, handled by the middleware itself (default `/wechat/callback`).
+    pub fn callback_path(mut self, path: impl Into<String>) -> Self {
+        self.callback_path = path.into();
+        self
+    }
+
+    /// Base URL of the authorize page host (default `https://open.weixin.qq.com`).
+    pub fn open_base(mut self, url: impl Into<String>) -> Self {
+        self.open_base = url.into();
+        self
+    }
+
+    /// Base URL of the sns API host (default `https://api.weixin.qq.com`).
+    pub fn api_base(mut self, url: impl Into<String>) -> Self {
+        self.api_base = url.into();
+        self
+    }
+
+    /// How often a signed-in session's token is checked with `/sns/auth` (default 300 s);
+    /// zero checks on every request.
+    pub fn check_interval(mut self, interval: Duration) -> Self {
+        self.check_interval = interval;
+        self
+    }
+
+    /// How long before `expires_in` runs out the token is refreshed (default 300 s).
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// How long a `state` stays valid between the redirect and the callback (default 10 min).
+    pub fn state_ttl(mut self, ttl: Duration) -> Self {
+        self.state_ttl = ttl;
+        self
+    }
+
+    /// Deadline of one upstream call, covering connect, headers and body (default 5 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Attempts per upstream call on failures that are safe to retry (default 3).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// First backoff between attempts, doubled each time (default 100 ms).
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// Largest upstream response body accepted (default 64 KiB).
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// Language of the profile fields (default `zh_CN`).
+    pub fn lang(mut self, lang: Lang) -> Self {
+        self.lang = lang;
+        self
+    }
+
+    /// Whether to add the undocumented `connect_redirect=1` that stops some Android clients from
+    /// calling the callback twice (default true).
+    pub fn connect_redirect(mut self, enabled: bool) -> Self {
+        self.connect_redirect = enabled;
+        self
+    }
+
+    /// Paths starting with `prefix` are API routes (in addition to `Accept` preferring JSON and
+    /// `X-Requested-With: XMLHttpRequest`).
+    pub fn api_path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        match &mut self.api_detection {
+            ApiDetection::Default { prefixes } => prefixes.push(prefix.into()),
+            ApiDetection::Custom(_) => {
+                self.api_detection = ApiDetection::Default {
+                    prefixes: vec![prefix.into()],
+                }
+            }
+        }
+        self
+    }
+
+    /// Replaces the default API-request detection with a predicate of your own.
+    pub fn api_request_if(
+        mut self,
+        predicate: impl Fn(&ServiceRequest) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.api_detection = ApiDetection::Custom(Arc::new(predicate));
+        self
+    }
+
+    /// A path the middleware leaves untouched (exact match), e.g. `/healthz`.
+    pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
+        self.excluded_paths.push(path.into());
+        self
+    }
+
+    /// Paths starting with `prefix` are left untouched, e.g. `/static/`.
+    pub fn exclude_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.excluded_prefixes.push(prefix.into());
+        self
+    }
+
+    /// Requests for which `predicate` is true are left untouched.
+    pub fn exclude_if(
+        mut self,
+        predicate: impl Fn(&ServiceRequest) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.exclude_if = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Validates and freezes the configuration.
+    pub fn build(self) -> Result<WeChatConfig, ConfigError> {
+        if self.appid.is_empty() || !self.appid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConfigError::InvalidAppId);
+        }
+        if self.secret.secret().is_empty() {
+            return Err(ConfigError::EmptySecret);
+        }
+        let cb = &self.callback_path;
+        if !cb.starts_with('/')
+            || cb.starts_with("//")
+            || cb.contains(['?', '#', '\\'])
+            || cb.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ConfigError::InvalidCallbackPath);
+        }
+        for (setting, value) in [
+            ("request_timeout", self.request_timeout.is_zero()),
+            ("state_ttl", self.state_ttl.is_zero()),
+            ("max_attempts", self.max_attempts == 0),
+            ("max_response_bytes", self.max_response_bytes == 0),
+        ] {
+            if value {
+                return Err(ConfigError::Zero(setting));
+            }
+        }
+        let public = parse_base_url("public_url", self.public_url.as_deref())?;
+        let open_base = parse_base_url("open_base", Some(&self.open_base))?;
+        let api_base = parse_base_url("api_base", Some(&self.api_base))?;
+
+        let public_origin = public.origin().ascii_serialization();
+        let mount_path = public.path().trim_end_matches('/').to_owned();
+        let redirect_uri = format!("{public_origin}{mount_path}{}", self.callback_path);
+        let authorize_prefix = format!(
+            "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope=",
+            open_base.as_str().trim_end_matches('/'),
+            self.appid,
+            utf8_percent_encode(&redirect_uri, URI_COMPONENT),
+        );
+
+        Ok(WeChatConfig {
+            inner: Arc::new(ConfigInner {
+                appid: self.appid,
+                secret: self.secret,
+                scope: self.scope,
+                callback_path: self.callback_path,
+                mount_path,
+                public_origin,
+                redirect_uri,
+                authorize_prefix,
+                api_base: api_base.as_str().trim_end_matches('/').to_owned(),
+                check_interval: self.check_interval,
+                refresh_margin: self.refresh_margin,
+                state_ttl: self.state_ttl,
+                request_timeout: self.request_timeout,
+                connect_timeout: self.request_timeout.min(Duration::from_secs(5)),
+                max_attempts: self.max_attempts,
+                retry_backoff: self.retry_backoff,
+                max_response_bytes: self.max_response_bytes,
+                lang: self.lang,
+                connect_redirect: self.connect_redirect,
+                api_detection: self.api_detection,
+                excluded_paths: self.excluded_paths,
+                excluded_prefixes: self.excluded_prefixes,
+                exclude_if: self.exclude_if,
+            }),
+        })
+    }
+}
+
+fn parse_base_url(setting: &'static str, value: Option<&str>) -> Result<Url, ConfigError> {
+    let value = value.ok_or(ConfigError::MissingPublicUrl)?;
+    let invalid = |reason: &str| ConfigError::InvalidUrl {
+        setting,
+        reason: reason.to_owned(),
+    };
+    let url = Url::parse(value).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("a host is required"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("no query or fragment allowed"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("no credentials allowed"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> WeChatConfigBuilder {
+        WeChatConfig::builder("wx1234", "secret").public_url("https://h5.example.com/")
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert_eq!(
+            WeChatConfig::builder("wx 1", "s").public_url("https://a.b").build().err(),
+            Some(ConfigError::InvalidAppId)
+        );
+        assert_eq!(
+            WeChatConfig::builder("wx1", "").public_url("https://a.b").build().err(),
+            Some(ConfigError::EmptySecret)
+        );
+        assert_eq!(
+            WeChatConfig::builder("wx1", "s").build().err(),
+            Some(ConfigError::MissingPublicUrl)
+        );
+        for bad in ["h5.example.com", "ftp://h5.example.com", "https://h5.example.com/?a=1", "https://u:p@h5.example.com", "/relative"] {
+            assert!(
+                matches!(builder().public_url(bad).build(), Err(ConfigError::InvalidUrl { setting: "public_url", .. })),
+                "{bad} accepted"
+            );
+        }
+        assert!(matches!(
+            builder().api_base("not a url").build(),
+            Err(ConfigError::InvalidUrl { setting: "api_base", .. })
+        ));
+        for bad in ["callback", "//evil.com/cb", "/cb?x=1", "/c b", "/cb#x"] {
+            assert_eq!(
+                builder().callback_path(bad).build().err(),
+                Some(ConfigError::InvalidCallbackPath),
+                "{bad} accepted"
+            );
+        }
+        assert_eq!(
+            builder().request_timeout(Duration::ZERO).build().err(),
+            Some(ConfigError::Zero("request_timeout"))
+        );
+    }
+
+    #[test]
+    fn redirect_uri_comes_from_the_public_url_only() {
+        let config = builder().build().unwrap();
+        assert_eq!(config.redirect_uri(), "https://h5.example.com/wechat/callback");
+        assert_eq!(config.inner.mount_path, "");
+        let config = builder().public_url("http://127.0.0.1:8080").build().unwrap();
+        assert_eq!(config.redirect_uri(), "http://127.0.0.1:8080/wechat/callback");
+    }
+
+    #[test]
+    fn secret_is_redacted_in_debug() {
+        let config = WeChatConfig::builder("wx1234", "TOPSECRET")
+            .public_url("https://h5.example.com")
+            .build()
+            .unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("TOPSECRET"), "{debug}");
+        assert!(debug.contains("[redacted]"), "{debug}");
+    }
+}

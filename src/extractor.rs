@@ -1,0 +1,119 @@
+//! The [`WeChatUser`] extractor, and what the middleware leaves in the request for it.
+
+use std::{fmt, future::Ready, rc::Rc};
+
+use actix_web::{dev::Payload, FromRequest, HttpMessage as _, HttpRequest};
+use log::error;
+
+use crate::{
+    config::prefers_json,
+    error::{Error, ErrorKind, Format},
+    session::SignedIn,
+    tokens::{AccessToken, Scope},
+    wire::Profile,
+};
+
+/// The signed-in WeChat user of a request, put there by [`WeChatAuth`](crate::WeChatAuth).
+///
+/// Take it as a handler argument. On a route that does not require sign-in (an
+/// [`optional`](crate::WeChatAuth::optional) instance), take `Option<WeChatUser>`. Cloning is cheap.
+///
+/// ```
+/// use actix_web::{web, App, HttpResponse};
+/// use actix_wechat_auth::WeChatUser;
+///
+/// async fn me(user: WeChatUser) -> HttpResponse {
+///     let nickname = user.profile().map_or("", |p| p.nickname.as_str());
+///     HttpResponse::Ok().json(serde_json::json!({ "openid": user.openid(), "nickname": nickname }))
+/// }
+///
+/// async fn home(user: Option<WeChatUser>) -> String {
+///     match user {
+///         Some(user) => format!("hello {}", user.openid()),
+///         None => "hello stranger".to_owned(),
+///     }
+/// }
+///
+/// let app = App::new().route("/me", web::get().to(me)).route("/", web::get().to(home));
+/// ```
+#[derive(Clone)]
+pub struct WeChatUser(Rc<SignedIn>);
+
+impl WeChatUser {
+    pub(crate) fn new(user: SignedIn) -> Self {
+        Self(Rc::new(user))
+    }
+
+    /// The user's openid for this Official Account.
+    pub fn openid(&self) -> &str {
+        &self.0.openid
+    }
+
+    /// The unionid, when the account is bound to an Open Platform account (not for snsapi_base).
+    pub fn unionid(&self) -> Option<&str> {
+        self.0.unionid.as_deref()
+    }
+
+    /// The scope the user granted.
+    pub fn scope(&self) -> Scope {
+        self.0.scope
+    }
+
+    /// The profile (`None` for snsapi_base sign-ins).
+    pub fn profile(&self) -> Option<&Profile> {
+        self.0.profile.as_ref()
+    }
+
+    /// The current web access token, fresh as of this request, for calling other sns APIs.
+    pub fn access_token(&self) -> &AccessToken {
+        &self.0.access_token
+    }
+}
+
+impl fmt::Debug for WeChatUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeChatUser")
+            .field("openid", &self.openid())
+            .field("unionid", &self.unionid())
+            .field("scope", &self.scope())
+            .field("profile", &self.profile())
+            .field("access_token", self.access_token())
+            .finish()
+    }
+}
+
+/// What a [`WeChatAuth`](crate::WeChatAuth) instance learned about a request; its presence also
+/// tells the extractor that the middleware ran.
+#[derive(Clone)]
+pub(crate) struct AuthContext {
+    /// Identity of the configuration that resolved it, so that nested instances of the same
+    /// configuration do not resolve the same request twice.
+    pub(crate) owner: usize,
+    pub(crate) user: Option<WeChatUser>,
+    pub(crate) format: Format,
+}
+
+impl FromRequest for WeChatUser {
+    type Error = Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let extensions = req.extensions();
+        std::future::ready(match extensions.get::<AuthContext>() {
+            Some(AuthContext { user: Some(user), .. }) => Ok(user.clone()),
+            Some(AuthContext { format, .. }) => Err(Error::new(ErrorKind::SignInRequired, *format)),
+            None => {
+                error!(
+                    "WeChatUser extracted on {} but no WeChatAuth middleware covers this route: \
+                     wrap the App, scope or resource with WeChatAuth",
+                    req.path()
+                );
+                let format = if prefers_json(req) { Format::Json } else { Format::Html };
+                Err(Error::new(
+                    ErrorKind::Misconfigured("WeChatUser used on a route without WeChatAuth"),
+                    format,
+                ))
+            }
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! WeChat web sign-in (微信网页授权, OAuth 2.0 for Official Accounts) for actix-web 4, as one
+//! middleware.
+//!
+//! - [`WeChatAuth`] sends anonymous page requests to WeChat's authorize page (parameters in
+//!   WeChat's order, `connect_redirect=1`, `#wechat_redirect`, a random single-use CSRF `state`),
+//!   answers API requests with a 401 JSON instead, handles the callback, keeps the tokens in the
+//!   actix-session session, checks them with `/sns/auth` and refreshes them as requests come in.
+//! - [`WeChatUser`] is the extractor handlers take (or `Option<WeChatUser>`).
+//! - The `emulator` feature brings an embedded WeChat (authorize page + sns API) on a real port,
+//!   so that an app and its tests run without a WeChat account.
+//!
+//! ```no_run
+//! use actix_session::{storage::CookieSessionStore, SessionMiddleware};
+//! use actix_web::{cookie::Key, web, App, HttpServer};
+//! use actix_wechat_auth::{WeChatAuth, WeChatConfig, WeChatUser};
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let secret = std::env::var("WECHAT_SECRET").expect("WECHAT_SECRET");
+//!     let wechat = WeChatAuth::new(
+//!         WeChatConfig::builder("wx1234567890abcdef", secret)
+//!             .public_url("https://h5.example.com")
+//!             .build()
+//!             .expect("valid configuration"),
+//!     );
+//!     let key = Key::generate();
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .wrap(wechat.clone()) // inside: it needs the session
+//!             .wrap(SessionMiddleware::new(CookieSessionStore::default(), key.clone()))
+//!             .route("/", web::get().to(|user: WeChatUser| async move {
+//!                 format!("hi {}", user.openid())
+//!             }))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await
+//! }
+//! ```
+//!
+//! # Session size
+//! The session holds the openid, unionid, granted scope, both tokens, the expiry, the time of the
+//! last check and, for `snsapi_userinfo`, the profile, plus up to four pending sign-ins. Profiles
+//! are capped (nickname 256 bytes, avatar URL 512 bytes, 4 privileges of 64 bytes) so that the
+//! cookie store's 4 KB limit holds; the worst case is measured by `tests/session_size.rs`.
+//!
+//! # Behind a reverse proxy
+//! `redirect_uri` is [`WeChatConfigBuilder::public_url`] plus the callback path and is never built
+//! from the request's `Host` header, so a proxy or TLS terminator in front changes nothing: set
+//! `public_url` to the origin the browser sees (with a path if the app is mounted under one).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod authorize;
+mod callback;
+mod client;
+mod config;
+mod error;
+mod extractor;
+mod middleware;
+mod refresh;
+mod return_to;
+mod session;
+mod tokens;
+mod wire;
+
+#[cfg(feature = "emulator")]
+pub mod emulator;
+
+pub use config::{ConfigError, Lang, WeChatConfig, WeChatConfigBuilder};
+pub use error::{Error, ErrorKind};
+pub use extractor::WeChatUser;
+pub use middleware::{WeChatAuth, WeChatAuthMiddleware};
+pub use return_to::same_origin_path;
+pub use tokens::{AccessToken, AppSecret, CsrfState, RefreshToken, Scope};
+pub use wire::{ErrCode, Profile};

@@ -1,0 +1,384 @@
+//! The [`WeChatAuth`] middleware: the request path, top to bottom.
+
+use std::{
+    cell::Cell,
+    future::{ready, Ready},
+    rc::Rc,
+    sync::Arc,
+};
+
+use actix_session::SessionExt as _;
+use actix_web::{
+    body::{EitherBody, MessageBody},
+    dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform},
+    HttpMessage as _, HttpResponse, ResponseError as _,
+};
+use futures_util::future::LocalBoxFuture;
+use log::{error, info, warn};
+
+use crate::{
+    authorize, callback,
+    client::WeChatClient,
+    config::WeChatConfig,
+    error::{Error, ErrorKind, Format},
+    extractor::{AuthContext, WeChatUser},
+    refresh::RefreshFlights,
+    session::{unix_now, AuthSession, SignedIn, TokenStatus},
+    tokens::Scope,
+};
+
+/// What a route wrapped by an instance needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requirement {
+    /// A signed-in user whose grant satisfies this scope; others are sent to sign in.
+    Scope(Scope),
+    /// Nothing: the user is loaded (and kept fresh) when signed in; anonymous requests pass.
+    Optional,
+}
+
+/// WeChat web sign-in for an actix-web `App`, scope or resource.
+///
+/// Wrap it *inside* actix-session's `SessionMiddleware` (that is, `.wrap(WeChatAuth)` first, then
+/// `.wrap(SessionMiddleware)`), because it keeps the sign-in in the session. It answers the
+/// callback route itself, sends anonymous page requests to WeChat's authorize page and API requests
+/// a 401 JSON, keeps tokens fresh (`/sns/auth` checks, refreshes shared by concurrent requests),
+/// and hands the user to handlers through the [`WeChatUser`] extractor.
+///
+/// Instances made from one configuration share their refreshes; use [`require`](Self::require)
+/// and [`optional`](Self::optional) to give parts of an app different needs.
+///
+/// ```no_run
+/// use actix_session::{storage::CookieSessionStore, SessionMiddleware};
+/// use actix_web::{cookie::Key, web, App, HttpServer};
+/// use actix_wechat_auth::{Scope, WeChatAuth, WeChatConfig, WeChatUser};
+///
+/// #[actix_web::main]
+/// async fn main() -> std::io::Result<()> {
+///     let config = WeChatConfig::builder("wx1234567890abcdef", std::env::var("WECHAT_SECRET").unwrap())
+///         .public_url("https://h5.example.com")
+///         .scope(Scope::UserInfo)
+///         .build()
+///         .expect("valid WeChat configuration");
+///     let wechat = WeChatAuth::new(config);
+///     let key = Key::generate(); // in production: a fixed key shared by every instance
+///     HttpServer::new(move || {
+///         App::new()
+///             .route("/", web::get().to(|user: WeChatUser| async move {
+///                 format!("hi {}", user.openid())
+///             }))
+///             .wrap(wechat.clone())
+///             .wrap(SessionMiddleware::new(CookieSessionStore::default(), key.clone()))
+///     })
+///     .bind(("127.0.0.1", 8080))?
+///     .run()
+///     .await
+/// }
+/// ```
+#[derive(Clone)]
+pub struct WeChatAuth {
+    shared: Arc<Shared>,
+    requirement: Requirement,
+}
+
+/// What every instance and worker made from one configuration shares.
+struct Shared {
+    config: WeChatConfig,
+    flights: RefreshFlights,
+}
+
+impl WeChatAuth {
+    /// An instance requiring the configuration's scope.
+    pub fn new(config: WeChatConfig) -> Self {
+        let requirement = Requirement::Scope(config.scope());
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                flights: RefreshFlights::default(),
+            }),
+            requirement,
+        }
+    }
+
+    /// An instance of the same configuration requiring `scope`: wrap the parts of an app that
+    /// need more (or less) than the rest. A `snsapi_base` session that reaches a
+    /// `snsapi_userinfo` route is sent to authorize again.
+    ///
+    /// ```
+    /// use actix_web::{web, App};
+    /// use actix_wechat_auth::{Scope, WeChatAuth, WeChatConfig};
+    /// let wechat = WeChatAuth::new(
+    ///     WeChatConfig::builder("wx1234", "secret").public_url("https://h5.example.com").build()?,
+    /// );
+    /// let app = App::new()
+    ///     .service(web::scope("/quick").wrap(wechat.require(Scope::Base)))
+    ///     .service(web::scope("/profile").wrap(wechat.require(Scope::UserInfo)));
+    /// # Ok::<(), actix_wechat_auth::ConfigError>(())
+    /// ```
+    pub fn require(&self, scope: Scope) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            requirement: Requirement::Scope(scope),
+        }
+    }
+
+    /// An instance of the same configuration that requires nothing: it answers the callback,
+    /// loads and refreshes the user when signed in, and lets anonymous requests through, so that
+    /// handlers can take `Option<WeChatUser>`.
+    ///
+    /// ```
+    /// use actix_web::{web, App};
+    /// use actix_wechat_auth::{Scope, WeChatAuth, WeChatConfig, WeChatUser};
+    /// let wechat = WeChatAuth::new(
+    ///     WeChatConfig::builder("wx1234", "secret").public_url("https://h5.example.com").build()?,
+    /// );
+    /// let app = App::new()
+    ///     .route("/", web::get().to(|user: Option<WeChatUser>| async move {
+    ///         user.map_or("welcome".to_owned(), |u| format!("welcome back {}", u.openid()))
+    ///     }))
+    ///     .wrap(wechat.optional());
+    /// # Ok::<(), actix_wechat_auth::ConfigError>(())
+    /// ```
+    pub fn optional(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            requirement: Requirement::Optional,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WeChatConfig {
+        &self.shared.config
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for WeChatAuth
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = WeChatAuthMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    /// Runs once per worker, on its thread: the place for the (non-`Send`) HTTP client.
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(WeChatAuthMiddleware {
+            service: Rc::new(service),
+            guard: Rc::new(Guard {
+                client: WeChatClient::new(&self.shared.config),
+                shared: Arc::clone(&self.shared),
+                requirement: self.requirement,
+                session_layer: Cell::new(None),
+            }),
+        }))
+    }
+}
+
+/// The per-worker service made by [`WeChatAuth`].
+pub struct WeChatAuthMiddleware<S> {
+    service: Rc<S>,
+    guard: Rc<Guard>,
+}
+
+/// The per-worker state of one instance.
+struct Guard {
+    client: WeChatClient,
+    shared: Arc<Shared>,
+    requirement: Requirement,
+    /// Whether actix-session's middleware runs before this one; found on the first request.
+    session_layer: Cell<Option<bool>>,
+}
+
+impl<S, B> Service<ServiceRequest> for WeChatAuthMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let guard = Rc::clone(&self.guard);
+        Box::pin(async move {
+            let config = &guard.shared.config;
+
+            // 1. Paths the app keeps public.
+            if config.is_excluded(&req) {
+                return forward(&service, req).await;
+            }
+            let format = if config.is_api_request(&req) {
+                Format::Json
+            } else {
+                Format::Html
+            };
+
+            // 2. Without the session there is nothing to do but say so.
+            if !guard.session_layer_present(&req) {
+                let err = Error::new(
+                    ErrorKind::Misconfigured("SessionMiddleware must wrap outside WeChatAuth"),
+                    format,
+                );
+                return Ok(respond(req, err.error_response()));
+            }
+
+            // 3. The OAuth callback is ours to answer.
+            if req.path() == config.callback_path() {
+                let res = callback::handle(config, &guard.client, &req).await;
+                return Ok(respond(req, res));
+            }
+
+            // 4. Who is asking, with a token fresh enough to use.
+            let user = match guard.resolved_by_outer_instance(&req) {
+                Some(user) => user,
+                None => {
+                    let user = match guard.current_user(&req).await {
+                        Ok(user) => user.map(WeChatUser::new),
+                        Err(kind) if guard.requirement == Requirement::Optional => {
+                            warn!("WeChat token upkeep failed on an optional route: {kind}");
+                            None
+                        }
+                        Err(kind) => {
+                            return Ok(respond(req, Error::new(kind, format).error_response()));
+                        }
+                    };
+                    req.extensions_mut().insert(AuthContext {
+                        owner: guard.owner(),
+                        user: user.clone(),
+                        format,
+                    });
+                    user
+                }
+            };
+
+            // 5. Enough for this route, or off to sign in.
+            match guard.requirement {
+                Requirement::Scope(needed) if !user.is_some_and(|u| u.scope().satisfies(needed)) => {
+                    let return_to = authorize::return_to_of(config, &req, format);
+                    let res =
+                        authorize::start(config, &req.get_session(), needed, return_to, 0, format);
+                    Ok(respond(req, res))
+                }
+                _ => forward(&service, req).await,
+            }
+        })
+    }
+}
+
+impl Guard {
+    fn owner(&self) -> usize {
+        Arc::as_ptr(&self.shared.config.inner) as usize
+    }
+
+    /// The user an outer instance of the same configuration already resolved for this request.
+    fn resolved_by_outer_instance(&self, req: &ServiceRequest) -> Option<Option<WeChatUser>> {
+        let extensions = req.extensions();
+        let context = extensions.get::<AuthContext>()?;
+        (context.owner == self.owner()).then(|| context.user.clone())
+    }
+
+    /// The signed-in user, after whatever upkeep the token needs: nothing, a `/sns/auth` check,
+    /// or a refresh. `Ok(None)` when anonymous or when the sign-in ran out.
+    async fn current_user(&self, req: &ServiceRequest) -> Result<Option<SignedIn>, ErrorKind> {
+        let session = req.get_session();
+        let store = AuthSession(&session);
+        let Some(mut user) = store.signed_in() else {
+            return Ok(None);
+        };
+        let inner = &self.shared.config.inner;
+        let now = unix_now();
+        let still_usable = match user.token_status(now, inner.refresh_margin, inner.check_interval) {
+            TokenStatus::Fresh => return Ok(Some(user)),
+            TokenStatus::CheckDue => match self.client.check(&user.access_token, &user.openid).await
+            {
+                Ok(()) => {
+                    user.checked_at = now;
+                    None
+                }
+                Err(ErrorKind::WeChat { code, .. }) if code.means_token_invalid() => Some(false),
+                Err(kind) => {
+                    // A flaky upstream must not sign everyone out: serve, check again later.
+                    warn!("token check for {} failed, keeping the session: {kind}", user.openid);
+                    user.checked_at = now;
+                    None
+                }
+            },
+            TokenStatus::RefreshDue { expired } => Some(!expired),
+        };
+        if let Some(still_usable) = still_usable {
+            match self.shared.flights.refresh(&self.client, &user.refresh_token).await {
+                Ok(tokens) if tokens.openid == user.openid => user.apply_refresh(&tokens, now),
+                Ok(_) => {
+                    error!("a refresh for {} answered another openid; signing out", user.openid);
+                    store.sign_out();
+                    return Ok(None);
+                }
+                Err(ErrorKind::WeChat { code, .. }) if code.means_reauthorize() => {
+                    info!("refresh token of {} is over ({code}); signing out", user.openid);
+                    store.sign_out();
+                    return Ok(None);
+                }
+                Err(kind) if still_usable => {
+                    warn!("early refresh for {} failed, using the current token: {kind}", user.openid);
+                    return Ok(Some(user));
+                }
+                Err(kind) => return Err(kind),
+            }
+        }
+        store.set_signed_in(&user)?;
+        Ok(Some(user))
+    }
+
+    /// Whether actix-session's `SessionMiddleware` ran before this middleware.
+    ///
+    /// actix-session keeps its state in the request extensions under a private type, and offers no
+    /// way to ask whether it is there. So: set the extensions aside, let `get_session` create a
+    /// fresh session holding a marker, then lay the original entries over it. If
+    /// `SessionMiddleware` ran, its session replaces ours and the marker is gone. The wrap order
+    /// cannot change at run time, so this runs once per worker.
+    fn session_layer_present(&self, req: &ServiceRequest) -> bool {
+        if let Some(present) = self.session_layer.get() {
+            return present;
+        }
+        const MARKER: &str = "__wechat_auth_probe";
+        let original = std::mem::take(&mut *req.extensions_mut());
+        let _ = req.get_session().insert(MARKER, true);
+        let mut probe = std::mem::take(&mut *req.extensions_mut());
+        probe.extend(original);
+        *req.extensions_mut() = probe;
+        let session = req.get_session();
+        let present = !session.contains_key(MARKER);
+        if present {
+            self.session_layer.set(Some(true));
+        } else {
+            session.remove(MARKER);
+            error!(
+                "WeChatAuth found no session: actix-session's SessionMiddleware must wrap outside \
+                 WeChatAuth. Call .wrap(WeChatAuth) first and .wrap(SessionMiddleware) after it \
+                 (the last .wrap runs first). Every request is answered 500 until this is fixed."
+            );
+        }
+        present
+    }
+}
+
+async fn forward<S, B>(
+    service: &Rc<S>,
+    req: ServiceRequest,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    service.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// An early answer. Returned as `Ok`: actix-session drops the session writes (the pending `state`)
+/// of a request whose service returned `Err`.
+fn respond<B>(req: ServiceRequest, res: HttpResponse) -> ServiceResponse<EitherBody<B>> {
+    req.into_response(res).map_into_right_body()
+}

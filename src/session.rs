@@ -1,0 +1,299 @@
+//! What the session holds: the signed-in user's tokens and profile, and the pending sign-ins.
+//!
+//! Kept small because the cookie store refuses state over about 4 KB (and encryption grows it
+//! about 1.4×): short field names, no `null`s, and caps on what WeChat may send too much of. The
+//! worst case (64-character emoji nickname, 512-byte avatar URL, unionid, 4 privileges, pending
+//! sign-in) is measured by `tests/session_size.rs` and stated in the crate docs.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_session::Session;
+use log::warn;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::ErrorKind,
+    tokens::{AccessToken, CsrfState, RefreshToken, Scope},
+    wire::{truncate_at_char, Profile, TokenResponse},
+};
+
+const SIGNED_IN_KEY: &str = "wx";
+const PENDING_KEY: &str = "wxp";
+
+/// Pending sign-ins kept at once (several tabs, API 401s); older ones are dropped.
+pub(crate) const MAX_PENDING: usize = 4;
+/// Longest return-to kept; longer targets fall back to their path, then to `/`.
+pub(crate) const MAX_RETURN_TO: usize = 512;
+const MAX_NICKNAME: usize = 256;
+const MAX_HEADIMGURL: usize = 512;
+const MAX_PRIVILEGES: usize = 4;
+const MAX_PRIVILEGE: usize = 64;
+
+/// Seconds since the Unix epoch: the session outlives the process, so no `Instant`s.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A signed-in user, as stored in the session.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct SignedIn {
+    #[serde(rename = "o")]
+    pub(crate) openid: String,
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) unionid: Option<String>,
+    #[serde(rename = "s")]
+    pub(crate) scope: Scope,
+    #[serde(rename = "a")]
+    pub(crate) access_token: AccessToken,
+    #[serde(rename = "r")]
+    pub(crate) refresh_token: RefreshToken,
+    /// When the access token expires (Unix seconds).
+    #[serde(rename = "e")]
+    pub(crate) expires_at: u64,
+    /// When the token was last confirmed with `/sns/auth` or issued.
+    #[serde(rename = "c")]
+    pub(crate) checked_at: u64,
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) profile: Option<Profile>,
+}
+
+/// What a signed-in session's token needs on this request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TokenStatus {
+    Fresh,
+    CheckDue,
+    RefreshDue { expired: bool },
+}
+
+impl SignedIn {
+    pub(crate) fn new(tokens: TokenResponse, profile: Option<Profile>, now: u64) -> Self {
+        let scope = Scope::from_granted(&tokens.scope);
+        let unionid = tokens
+            .unionid
+            .or_else(|| profile.as_ref().and_then(|p| p.unionid.clone()))
+            .filter(|u| !u.is_empty());
+        Self {
+            openid: tokens.openid,
+            unionid,
+            scope,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_at: now.saturating_add(tokens.expires_in),
+            checked_at: now,
+            profile: profile.map(capped),
+        }
+    }
+
+    pub(crate) fn token_status(&self, now: u64, margin: Duration, interval: Duration) -> TokenStatus {
+        if now.saturating_add(margin.as_secs()) >= self.expires_at {
+            TokenStatus::RefreshDue {
+                expired: now >= self.expires_at,
+            }
+        } else if now >= self.checked_at.saturating_add(interval.as_secs()) {
+            TokenStatus::CheckDue
+        } else {
+            TokenStatus::Fresh
+        }
+    }
+
+    /// Takes the tokens of a refresh. WeChat may or may not send a new refresh token: keep
+    /// whatever comes back.
+    pub(crate) fn apply_refresh(&mut self, tokens: &TokenResponse, now: u64) {
+        self.access_token = tokens.access_token.clone();
+        self.refresh_token = tokens.refresh_token.clone();
+        self.expires_at = now.saturating_add(tokens.expires_in);
+        self.checked_at = now;
+    }
+}
+
+/// WeChat does not bound these fields; the cookie does.
+fn capped(mut profile: Profile) -> Profile {
+    truncate_at_char(&mut profile.nickname, MAX_NICKNAME);
+    if profile.headimgurl.len() > MAX_HEADIMGURL {
+        // A cut URL is a broken image: better none.
+        profile.headimgurl.clear();
+    }
+    profile.privilege.truncate(MAX_PRIVILEGES);
+    for privilege in &mut profile.privilege {
+        truncate_at_char(privilege, MAX_PRIVILEGE);
+    }
+    // Also held at the top level of the session; no need to store it twice.
+    profile.unionid = None;
+    profile
+}
+
+/// A sign-in between the redirect to WeChat and the callback.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct PendingSignIn {
+    #[serde(rename = "s")]
+    pub(crate) state: CsrfState,
+    /// A same-origin path (+query), already checked.
+    #[serde(rename = "t")]
+    pub(crate) return_to: String,
+    #[serde(rename = "c")]
+    pub(crate) scope: Scope,
+    #[serde(rename = "at")]
+    pub(crate) created_at: u64,
+    /// How many times a stale `code` already restarted this sign-in (the loop guard).
+    #[serde(rename = "n", default)]
+    pub(crate) restarts: u8,
+    /// Set when the callback consumed it: a second callback with the same state (double callback)
+    /// is recognised but never exchanged again.
+    #[serde(rename = "used", default)]
+    pub(crate) used: bool,
+}
+
+/// What a callback's `state` matched.
+pub(crate) enum StateMatch {
+    /// A pending sign-in, now marked used.
+    Fresh(PendingSignIn),
+    /// A sign-in this browser already completed (double callback, reload).
+    AlreadyUsed(PendingSignIn),
+    /// Nothing this session issued, or expired.
+    Unknown,
+}
+
+/// Typed access to this crate's keys of an actix-session [`Session`].
+pub(crate) struct AuthSession<'a>(pub(crate) &'a Session);
+
+impl AuthSession<'_> {
+    /// The signed-in user. Unreadable data (an older format, tampering that passed the cookie's
+    /// MAC) is dropped, so the user is simply anonymous.
+    pub(crate) fn signed_in(&self) -> Option<SignedIn> {
+        match self.0.get::<SignedIn>(SIGNED_IN_KEY) {
+            Ok(user) => user,
+            Err(e) => {
+                warn!("dropping unreadable WeChat sign-in from the session: {e}");
+                self.0.remove(SIGNED_IN_KEY);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn set_signed_in(&self, user: &SignedIn) -> Result<(), ErrorKind> {
+        self.0
+            .insert(SIGNED_IN_KEY, user)
+            .map_err(|e| ErrorKind::Session(e.to_string()))
+    }
+
+    pub(crate) fn sign_out(&self) {
+        self.0.remove(SIGNED_IN_KEY);
+    }
+
+    fn pending(&self) -> Vec<PendingSignIn> {
+        self.0
+            .get::<Vec<PendingSignIn>>(PENDING_KEY)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn set_pending(&self, pending: &[PendingSignIn]) -> Result<(), ErrorKind> {
+        if pending.is_empty() {
+            self.0.remove(PENDING_KEY);
+            return Ok(());
+        }
+        self.0
+            .insert(PENDING_KEY, pending)
+            .map_err(|e| ErrorKind::Session(e.to_string()))
+    }
+
+    /// Records a new pending sign-in, dropping expired ones and, past [`MAX_PENDING`], the oldest.
+    pub(crate) fn push_pending(&self, new: PendingSignIn, ttl: Duration) -> Result<(), ErrorKind> {
+        let mut pending = self.pending();
+        pending.retain(|p| !expired(p, new.created_at, ttl));
+        if pending.len() >= MAX_PENDING {
+            pending.drain(..=pending.len() - MAX_PENDING);
+        }
+        pending.push(new);
+        self.set_pending(&pending)
+    }
+
+    /// Finds the pending sign-in of a callback's `state` (constant-time comparisons, every entry
+    /// compared) and marks it used.
+    pub(crate) fn take_pending(
+        &self,
+        state: &str,
+        now: u64,
+        ttl: Duration,
+    ) -> Result<StateMatch, ErrorKind> {
+        let mut pending = self.pending();
+        let before = pending.len();
+        pending.retain(|p| !expired(p, now, ttl));
+        let mut found = None;
+        for (i, p) in pending.iter().enumerate() {
+            if p.state.matches(state) {
+                found = Some(i);
+            }
+        }
+        let outcome = match found {
+            Some(i) if pending[i].used => StateMatch::AlreadyUsed(pending[i].clone()),
+            Some(i) => {
+                pending[i].used = true;
+                StateMatch::Fresh(pending[i].clone())
+            }
+            None => StateMatch::Unknown,
+        };
+        if before != pending.len() || matches!(outcome, StateMatch::Fresh(_)) {
+            self.set_pending(&pending)?;
+        }
+        Ok(outcome)
+    }
+}
+
+fn expired(p: &PendingSignIn, now: u64, ttl: Duration) -> bool {
+    now >= p.created_at.saturating_add(ttl.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(expires_in: u64) -> TokenResponse {
+        serde_json::from_value(serde_json::json!({
+            "access_token": "AT", "expires_in": expires_in, "refresh_token": "RT",
+            "openid": "o1", "scope": "snsapi_userinfo", "unionid": "u1"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn token_status_follows_expiry_margin_and_interval() {
+        let user = SignedIn::new(tokens(7200), None, 1_000);
+        let (margin, interval) = (Duration::from_secs(300), Duration::from_secs(60));
+        assert_eq!(user.token_status(1_000, margin, interval), TokenStatus::Fresh);
+        assert_eq!(user.token_status(1_060, margin, interval), TokenStatus::CheckDue);
+        assert_eq!(user.token_status(1_000, margin, Duration::ZERO), TokenStatus::CheckDue);
+        assert_eq!(
+            user.token_status(1_000 + 7200 - 300, margin, interval),
+            TokenStatus::RefreshDue { expired: false }
+        );
+        assert_eq!(
+            user.token_status(1_000 + 7200, margin, interval),
+            TokenStatus::RefreshDue { expired: true }
+        );
+        assert_eq!(user.unionid.as_deref(), Some("u1"));
+        assert_eq!(user.scope, Scope::UserInfo);
+    }
+
+    #[test]
+    fn profile_is_capped_for_the_cookie() {
+        let profile = Profile {
+            openid: "o1".into(),
+            nickname: "😀".repeat(200),
+            headimgurl: "h".repeat(600),
+            privilege: vec!["p".repeat(100); 10],
+            unionid: Some("u".into()),
+            ..Profile::default()
+        };
+        let user = SignedIn::new(tokens(7200), Some(profile), 0);
+        let p = user.profile.unwrap();
+        assert!(p.nickname.len() <= MAX_NICKNAME && p.nickname.starts_with('😀'));
+        assert!(p.headimgurl.is_empty());
+        assert_eq!(p.privilege.len(), MAX_PRIVILEGES);
+        assert!(p.privilege.iter().all(|x| x.len() == MAX_PRIVILEGE));
+        assert_eq!(p.unionid, None);
+    }
+}
