@@ -89,7 +89,8 @@ pub(crate) struct AuthContext {
     /// Identity of the configuration that resolved it, so that nested instances of the same
     /// configuration do not resolve the same request twice.
     pub(crate) owner: usize,
-    pub(crate) user: Option<WeChatUser>,
+    /// The user (`None`: anonymous), or why the token upkeep failed.
+    pub(crate) outcome: Result<Option<WeChatUser>, ErrorKind>,
     pub(crate) format: Format,
 }
 
@@ -100,15 +101,24 @@ impl FromRequest for WeChatUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let extensions = req.extensions();
         std::future::ready(match extensions.get::<AuthContext>() {
-            Some(AuthContext { user: Some(user), .. }) => Ok(user.clone()),
-            Some(AuthContext { format, .. }) => Err(Error::new(ErrorKind::SignInRequired, *format)),
+            Some(AuthContext {
+                outcome, format, ..
+            }) => match outcome {
+                Ok(Some(user)) => Ok(user.clone()),
+                Ok(None) => Err(Error::new(ErrorKind::SignInRequired, *format)),
+                Err(kind) => Err(Error::new(kind.clone(), *format)),
+            },
             None => {
                 error!(
                     "WeChatUser extracted on {} but no WeChatAuth middleware covers this route: \
                      wrap the App, scope or resource with WeChatAuth",
                     req.path()
                 );
-                let format = if prefers_json(req) { Format::Json } else { Format::Html };
+                let format = if prefers_json(req) {
+                    Format::Json
+                } else {
+                    Format::Html
+                };
                 Err(Error::new(
                     ErrorKind::Misconfigured("WeChatUser used on a route without WeChatAuth"),
                     format,

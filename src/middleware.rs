@@ -234,31 +234,35 @@ where
             }
 
             // 4. Who is asking, with a token fresh enough to use.
-            let user = match guard.resolved_by_outer_instance(&req) {
-                Some(user) => user,
+            let outcome = match guard.resolved_by_outer_instance(&req) {
+                Some(outcome) => outcome,
                 None => {
-                    let user = match guard.current_user(&req).await {
-                        Ok(user) => user.map(WeChatUser::new),
-                        Err(kind) if guard.requirement == Requirement::Optional => {
-                            warn!("WeChat token upkeep failed on an optional route: {kind}");
-                            None
-                        }
-                        Err(kind) => {
-                            return Ok(respond(req, Error::new(kind, format).error_response()));
-                        }
-                    };
+                    let outcome = guard
+                        .current_user(&req)
+                        .await
+                        .map(|u| u.map(WeChatUser::new));
                     req.extensions_mut().insert(AuthContext {
                         owner: guard.owner(),
-                        user: user.clone(),
+                        outcome: outcome.clone(),
                         format,
                     });
-                    user
+                    outcome
                 }
+            };
+            let user = match outcome {
+                Ok(user) => user,
+                Err(kind) if guard.requirement == Requirement::Optional => {
+                    warn!("WeChat token upkeep failed on an optional route: {kind}");
+                    None
+                }
+                Err(kind) => return Ok(respond(req, Error::new(kind, format).error_response())),
             };
 
             // 5. Enough for this route, or off to sign in.
             match guard.requirement {
-                Requirement::Scope(needed) if !user.is_some_and(|u| u.scope().satisfies(needed)) => {
+                Requirement::Scope(needed)
+                    if !user.is_some_and(|u| u.scope().satisfies(needed)) =>
+                {
                     let return_to = authorize::return_to_of(config, &req, format);
                     let res =
                         authorize::start(config, &req.get_session(), needed, return_to, 0, format);
@@ -275,11 +279,14 @@ impl Guard {
         Arc::as_ptr(&self.shared.config.inner) as usize
     }
 
-    /// The user an outer instance of the same configuration already resolved for this request.
-    fn resolved_by_outer_instance(&self, req: &ServiceRequest) -> Option<Option<WeChatUser>> {
+    /// What an outer instance of the same configuration already found for this request.
+    fn resolved_by_outer_instance(
+        &self,
+        req: &ServiceRequest,
+    ) -> Option<Result<Option<WeChatUser>, ErrorKind>> {
         let extensions = req.extensions();
         let context = extensions.get::<AuthContext>()?;
-        (context.owner == self.owner()).then(|| context.user.clone())
+        (context.owner == self.owner()).then(|| context.outcome.clone())
     }
 
     /// The signed-in user, after whatever upkeep the token needs: nothing, a `/sns/auth` check,
@@ -292,39 +299,60 @@ impl Guard {
         };
         let inner = &self.shared.config.inner;
         let now = unix_now();
-        let still_usable = match user.token_status(now, inner.refresh_margin, inner.check_interval) {
+        let still_usable = match user.token_status(now, inner.refresh_margin, inner.check_interval)
+        {
             TokenStatus::Fresh => return Ok(Some(user)),
-            TokenStatus::CheckDue => match self.client.check(&user.access_token, &user.openid).await
-            {
-                Ok(()) => {
-                    user.checked_at = now;
-                    None
+            TokenStatus::CheckDue => {
+                match self.client.check(&user.access_token, &user.openid).await {
+                    Ok(()) => {
+                        user.checked_at = now;
+                        None
+                    }
+                    Err(ErrorKind::WeChat { code, .. }) if code.means_token_invalid() => {
+                        Some(false)
+                    }
+                    Err(kind) => {
+                        // A flaky upstream must not sign everyone out: serve, check again later.
+                        warn!(
+                            "token check for {} failed, keeping the session: {kind}",
+                            user.openid
+                        );
+                        user.checked_at = now;
+                        None
+                    }
                 }
-                Err(ErrorKind::WeChat { code, .. }) if code.means_token_invalid() => Some(false),
-                Err(kind) => {
-                    // A flaky upstream must not sign everyone out: serve, check again later.
-                    warn!("token check for {} failed, keeping the session: {kind}", user.openid);
-                    user.checked_at = now;
-                    None
-                }
-            },
+            }
             TokenStatus::RefreshDue { expired } => Some(!expired),
         };
         if let Some(still_usable) = still_usable {
-            match self.shared.flights.refresh(&self.client, &user.refresh_token).await {
+            let refreshed = self
+                .shared
+                .flights
+                .refresh(&self.client, &user.refresh_token, &user.access_token)
+                .await;
+            match refreshed {
                 Ok(tokens) if tokens.openid == user.openid => user.apply_refresh(&tokens, now),
                 Ok(_) => {
-                    error!("a refresh for {} answered another openid; signing out", user.openid);
+                    error!(
+                        "a refresh for {} answered another openid; signing out",
+                        user.openid
+                    );
                     store.sign_out();
                     return Ok(None);
                 }
                 Err(ErrorKind::WeChat { code, .. }) if code.means_reauthorize() => {
-                    info!("refresh token of {} is over ({code}); signing out", user.openid);
+                    info!(
+                        "refresh token of {} is over ({code}); signing out",
+                        user.openid
+                    );
                     store.sign_out();
                     return Ok(None);
                 }
                 Err(kind) if still_usable => {
-                    warn!("early refresh for {} failed, using the current token: {kind}", user.openid);
+                    warn!(
+                        "early refresh for {} failed, using the current token: {kind}",
+                        user.openid
+                    );
                     return Ok(Some(user));
                 }
                 Err(kind) => return Err(kind),
@@ -374,7 +402,10 @@ async fn forward<S, B>(
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
-    service.call(req).await.map(ServiceResponse::map_into_left_body)
+    service
+        .call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// An early answer. Returned as `Ok`: actix-session drops the session writes (the pending `state`)
