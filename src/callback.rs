@@ -71,7 +71,9 @@ async fn sign_in(
         StateMatch::AlreadyUsed(pending) if signed_in_for(&store, pending.scope) => {
             return Ok(back_to(config, &pending.return_to));
         }
-        StateMatch::AlreadyUsed(_) | StateMatch::Unknown => return Err(page(ErrorKind::InvalidState)),
+        StateMatch::AlreadyUsed(_) | StateMatch::Unknown => {
+            return Err(page(ErrorKind::InvalidState))
+        }
     };
     let start_again = format!("{}{}", config.inner.mount_path, pending.return_to);
 

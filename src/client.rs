@@ -89,7 +89,9 @@ impl fmt::Display for Failure {
             Failure::Timeout => f.write_str("timed out"),
             Failure::Status(s) => write!(f, "HTTP status {s}"),
             Failure::TooLarge => f.write_str("body over the size limit"),
-            Failure::Parse(ParseError::Api { code, errmsg }) => write!(f, "errcode {code} ({errmsg})"),
+            Failure::Parse(ParseError::Api { code, errmsg }) => {
+                write!(f, "errcode {code} ({errmsg})")
+            }
             Failure::Parse(ParseError::Malformed(e)) => write!(f, "malformed body: {e}"),
         }
     }

@@ -210,7 +210,10 @@ impl WeChatConfig {
         let inner = &self.inner;
         let path = req.path();
         inner.excluded_paths.iter().any(|p| p == path)
-            || inner.excluded_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+            || inner
+                .excluded_prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
             || inner.exclude_if.as_ref().is_some_and(|f| f(req))
     }
 
@@ -572,26 +575,47 @@ mod tests {
     #[test]
     fn validation_names_the_problem() {
         assert_eq!(
-            WeChatConfig::builder("wx 1", "s").public_url("https://a.b").build().err(),
+            WeChatConfig::builder("wx 1", "s")
+                .public_url("https://a.b")
+                .build()
+                .err(),
             Some(ConfigError::InvalidAppId)
         );
         assert_eq!(
-            WeChatConfig::builder("wx1", "").public_url("https://a.b").build().err(),
+            WeChatConfig::builder("wx1", "")
+                .public_url("https://a.b")
+                .build()
+                .err(),
             Some(ConfigError::EmptySecret)
         );
         assert_eq!(
             WeChatConfig::builder("wx1", "s").build().err(),
             Some(ConfigError::MissingPublicUrl)
         );
-        for bad in ["h5.example.com", "ftp://h5.example.com", "https://h5.example.com/?a=1", "https://u:p@h5.example.com", "/relative"] {
+        for bad in [
+            "h5.example.com",
+            "ftp://h5.example.com",
+            "https://h5.example.com/?a=1",
+            "https://u:p@h5.example.com",
+            "/relative",
+        ] {
             assert!(
-                matches!(builder().public_url(bad).build(), Err(ConfigError::InvalidUrl { setting: "public_url", .. })),
+                matches!(
+                    builder().public_url(bad).build(),
+                    Err(ConfigError::InvalidUrl {
+                        setting: "public_url",
+                        ..
+                    })
+                ),
                 "{bad} accepted"
             );
         }
         assert!(matches!(
             builder().api_base("not a url").build(),
-            Err(ConfigError::InvalidUrl { setting: "api_base", .. })
+            Err(ConfigError::InvalidUrl {
+                setting: "api_base",
+                ..
+            })
         ));
         for bad in ["callback", "//evil.com/cb", "/cb?x=1", "/c b", "/cb#x"] {
             assert_eq!(
@@ -609,10 +633,19 @@ mod tests {
     #[test]
     fn redirect_uri_comes_from_the_public_url_only() {
         let config = builder().build().unwrap();
-        assert_eq!(config.redirect_uri(), "https://h5.example.com/wechat/callback");
+        assert_eq!(
+            config.redirect_uri(),
+            "https://h5.example.com/wechat/callback"
+        );
         assert_eq!(config.inner.mount_path, "");
-        let config = builder().public_url("http://127.0.0.1:8080").build().unwrap();
-        assert_eq!(config.redirect_uri(), "http://127.0.0.1:8080/wechat/callback");
+        let config = builder()
+            .public_url("http://127.0.0.1:8080")
+            .build()
+            .unwrap();
+        assert_eq!(
+            config.redirect_uri(),
+            "http://127.0.0.1:8080/wechat/callback"
+        );
     }
 
     #[test]

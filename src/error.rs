@@ -115,13 +115,17 @@ impl ErrorKind {
             ErrorKind::InvalidState => {
                 "This sign-in link is invalid or has expired. Please start again."
             }
-            ErrorKind::BadCallback(_) => "The sign-in answer could not be read. Please start again.",
+            ErrorKind::BadCallback(_) => {
+                "The sign-in answer could not be read. Please start again."
+            }
             ErrorKind::AccessDenied => "You declined to sign in with WeChat.",
             ErrorKind::SnapshotUser => {
                 "You are viewing a preview (snapshot) of this page. Tap \"Use full service\" \
                  (使用完整服务) at the bottom of the page and allow sign-in to continue."
             }
-            ErrorKind::CodeRejected(_) => "WeChat could not confirm this sign-in. Please try again.",
+            ErrorKind::CodeRejected(_) => {
+                "WeChat could not confirm this sign-in. Please try again."
+            }
             ErrorKind::WeChat { code, .. } if code.means_busy() => {
                 "WeChat is busy right now. Please try again in a moment."
             }
@@ -291,7 +295,10 @@ mod tests {
         let body = to_bytes(res.into_body()).await.unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"], "sign_in_required");
-        assert_eq!(json["authorize_url"], "https://open.weixin.qq.com/x?a=1&b=2#wechat_redirect");
+        assert_eq!(
+            json["authorize_url"],
+            "https://open.weixin.qq.com/x?a=1&b=2#wechat_redirect"
+        );
 
         let err = Error::new(ErrorKind::AccessDenied, Format::Html).with_link("/a?\"><script>");
         let res = err.error_response();
@@ -304,7 +311,13 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let wechat = |code: i64| ErrorKind::WeChat { code: code.into(), errmsg: String::new() }.status();
+        let wechat = |code: i64| {
+            ErrorKind::WeChat {
+                code: code.into(),
+                errmsg: String::new(),
+            }
+            .status()
+        };
         assert_eq!(wechat(-1), 503);
         assert_eq!(wechat(45009), 503);
         assert_eq!(wechat(40013), 502);

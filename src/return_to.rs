@@ -49,18 +49,39 @@ mod tests {
     #[test]
     fn hostile_targets_fall_back_to_root() {
         for bad in [
-            "", "evil.com", "//evil.com", "///evil.com", "/\\evil.com", "\\\\evil.com",
-            "/a\\b", "http://evil.com", "javascript:alert(1)", "/\n/evil.com", "/\r\n/evil.com",
-            "/ /x", "/\u{7f}", "/é", " /a",
+            "",
+            "evil.com",
+            "//evil.com",
+            "///evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "/a\\b",
+            "http://evil.com",
+            "javascript:alert(1)",
+            "/\n/evil.com",
+            "/\r\n/evil.com",
+            "/ /x",
+            "/\u{7f}",
+            "/é",
+            " /a",
         ] {
             assert_eq!(same_origin_path(bad), "/", "{bad:?} accepted");
         }
-        assert_eq!(same_origin_path(&format!("/{}", "a".repeat(MAX_RETURN_TO))), "/");
+        assert_eq!(
+            same_origin_path(&format!("/{}", "a".repeat(MAX_RETURN_TO))),
+            "/"
+        );
     }
 
     #[test]
     fn plain_paths_pass() {
-        for good in ["/", "/a/b?c=d&e=%2F%2Fevil.com", "/%5Cevil.com", "/a//b", "/?next=//x"] {
+        for good in [
+            "/",
+            "/a/b?c=d&e=%2F%2Fevil.com",
+            "/%5Cevil.com",
+            "/a//b",
+            "/?next=//x",
+        ] {
             assert_eq!(same_origin_path(good), good);
         }
     }

@@ -86,7 +86,12 @@ impl SignedIn {
         }
     }
 
-    pub(crate) fn token_status(&self, now: u64, margin: Duration, interval: Duration) -> TokenStatus {
+    pub(crate) fn token_status(
+        &self,
+        now: u64,
+        margin: Duration,
+        interval: Duration,
+    ) -> TokenStatus {
         if now.saturating_add(margin.as_secs()) >= self.expires_at {
             TokenStatus::RefreshDue {
                 expired: now >= self.expires_at,
@@ -263,9 +268,18 @@ mod tests {
     fn token_status_follows_expiry_margin_and_interval() {
         let user = SignedIn::new(tokens(7200), None, 1_000);
         let (margin, interval) = (Duration::from_secs(300), Duration::from_secs(60));
-        assert_eq!(user.token_status(1_000, margin, interval), TokenStatus::Fresh);
-        assert_eq!(user.token_status(1_060, margin, interval), TokenStatus::CheckDue);
-        assert_eq!(user.token_status(1_000, margin, Duration::ZERO), TokenStatus::CheckDue);
+        assert_eq!(
+            user.token_status(1_000, margin, interval),
+            TokenStatus::Fresh
+        );
+        assert_eq!(
+            user.token_status(1_060, margin, interval),
+            TokenStatus::CheckDue
+        );
+        assert_eq!(
+            user.token_status(1_000, margin, Duration::ZERO),
+            TokenStatus::CheckDue
+        );
         assert_eq!(
             user.token_status(1_000 + 7200 - 300, margin, interval),
             TokenStatus::RefreshDue { expired: false }

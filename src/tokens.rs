@@ -129,7 +129,10 @@ impl Scope {
     /// assert_eq!(Scope::from_granted("snsapi_base"), Scope::Base);
     /// ```
     pub fn from_granted(granted: &str) -> Scope {
-        if granted.split(',').any(|s| s.trim() == Scope::UserInfo.as_str()) {
+        if granted
+            .split(',')
+            .any(|s| s.trim() == Scope::UserInfo.as_str())
+        {
             Scope::UserInfo
         } else {
             Scope::Base

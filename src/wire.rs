@@ -327,35 +327,63 @@ mod tests {
         let t: TokenResponse = parse(body).unwrap();
         assert_eq!(t.access_token.secret(), "AT");
         assert_eq!(t.refresh_token.secret(), "RT");
-        assert_eq!((t.expires_in, t.openid.as_str(), t.is_snapshotuser), (7200, "o1", 1));
+        assert_eq!(
+            (t.expires_in, t.openid.as_str(), t.is_snapshotuser),
+            (7200, "o1", 1)
+        );
         assert_eq!(t.unionid.as_deref(), Some("u1"));
     }
 
     #[test]
     fn nonzero_errcode_is_an_error_even_negative() {
         let e = parse::<TokenResponse>(br#"{"errcode":-1,"errmsg":"system error"}"#).unwrap_err();
-        assert_eq!(e, ParseError::Api { code: ErrCode::SystemBusy, errmsg: "system error".into() });
+        assert_eq!(
+            e,
+            ParseError::Api {
+                code: ErrCode::SystemBusy,
+                errmsg: "system error".into()
+            }
+        );
         let e = parse::<TokenResponse>(br#"{"errcode":40163,"errmsg":"code been used, rid: 1"}"#)
             .unwrap_err();
-        assert!(matches!(e, ParseError::Api { code: ErrCode::CodeUsed, .. }));
+        assert!(matches!(
+            e,
+            ParseError::Api {
+                code: ErrCode::CodeUsed,
+                ..
+            }
+        ));
         let ok: Acknowledgement = parse(br#"{"errcode":0,"errmsg":"ok"}"#).unwrap();
         let _ = ok;
     }
 
     #[test]
     fn sex_as_number_or_string_and_raw_control_characters() {
-        let p: Profile = parse(b"{\"openid\":\"o\",\"nickname\":\"a\x01b\tc\",\"sex\":\"2\"}").unwrap();
+        let p: Profile =
+            parse(b"{\"openid\":\"o\",\"nickname\":\"a\x01b\tc\",\"sex\":\"2\"}").unwrap();
         assert_eq!(p.nickname, "a\u{1}b\tc");
         assert_eq!(p.sex, 2);
-        let p: Profile = parse(br#"{"openid":"o","nickname":"\ud83d\ude00 \"q\"","sex":1}"#).unwrap();
+        let p: Profile =
+            parse(br#"{"openid":"o","nickname":"\ud83d\ude00 \"q\"","sex":1}"#).unwrap();
         assert_eq!(p.nickname, "😀 \"q\"");
         assert_eq!(p.sex, 1);
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        for body in [&b""[..], b"<html>", b"{", b"\xff\xfe", b"null", b"[1,2]", b"{\"openid\":5}"] {
-            assert!(matches!(parse::<Profile>(body), Err(ParseError::Malformed(_))), "{body:?}");
+        for body in [
+            &b""[..],
+            b"<html>",
+            b"{",
+            b"\xff\xfe",
+            b"null",
+            b"[1,2]",
+            b"{\"openid\":5}",
+        ] {
+            assert!(
+                matches!(parse::<Profile>(body), Err(ParseError::Malformed(_))),
+                "{body:?}"
+            );
         }
     }
 }

@@ -22,19 +22,44 @@ async fn anonymous_page_is_sent_to_the_authorize_page_with_exact_parameters() {
     let location = hop.location.unwrap();
     let prefix = format!("{}/connect/oauth2/authorize?", s.emulator.open_base());
     assert!(location.starts_with(&prefix), "{location}");
-    assert!(location.ends_with("&connect_redirect=1#wechat_redirect"), "{location}");
+    assert!(
+        location.ends_with("&connect_redirect=1#wechat_redirect"),
+        "{location}"
+    );
     let params = authorize_params(&location);
     let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["appid", "redirect_uri", "response_type", "scope", "state", "connect_redirect"]);
+    assert_eq!(
+        names,
+        [
+            "appid",
+            "redirect_uri",
+            "response_type",
+            "scope",
+            "state",
+            "connect_redirect"
+        ]
+    );
     assert_eq!(params[0].1, s.emulator.appid());
     assert_eq!(params[1].1, s.url("/wechat/callback"));
     // redirect_uri is percent-encoded completely, not form-encoded.
-    let encoded = location.split("redirect_uri=").nth(1).unwrap().split('&').next().unwrap();
-    assert!(encoded.starts_with("http%3A%2F%2F127.0.0.1%3A"), "{encoded}");
+    let encoded = location
+        .split("redirect_uri=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(
+        encoded.starts_with("http%3A%2F%2F127.0.0.1%3A"),
+        "{encoded}"
+    );
     assert_eq!(params[2].1, "code");
     assert_eq!(params[3].1, "snsapi_userinfo");
     let state = &params[4].1;
-    assert!(state.len() >= 22 && state.bytes().all(|b| b.is_ascii_alphanumeric()), "{state}");
+    assert!(
+        state.len() >= 22 && state.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{state}"
+    );
     assert_eq!(hop.headers.get("cache-control").unwrap(), "no-store");
 
     // The state is saved in the session with the return-to and the scope.
@@ -56,11 +81,23 @@ async fn full_sign_in_lands_on_the_page_asked_for_with_a_renewed_session() {
     let hops = browser.navigate(&s.url("/info?item=42")).await;
     let statuses: Vec<u16> = hops.iter().map(|h| h.status.as_u16()).collect();
     // app 302 → emulator 302 (auto-approved) → callback 303 → the page.
-    assert_eq!(statuses, [302, 302, 303, 200], "{:?}", hops.iter().map(|h| &h.url).collect::<Vec<_>>());
+    assert_eq!(
+        statuses,
+        [302, 302, 303, 200],
+        "{:?}",
+        hops.iter().map(|h| &h.url).collect::<Vec<_>>()
+    );
     let callback = &hops[2];
-    assert!(callback.url.starts_with(&s.url("/wechat/callback?code=")), "{}", callback.url);
+    assert!(
+        callback.url.starts_with(&s.url("/wechat/callback?code=")),
+        "{}",
+        callback.url
+    );
     assert_eq!(callback.location.as_deref(), Some("/info?item=42"));
-    assert_eq!(callback.headers.get("referrer-policy").unwrap(), "no-referrer");
+    assert_eq!(
+        callback.headers.get("referrer-policy").unwrap(),
+        "no-referrer"
+    );
     let me = hops[3].json();
     let openid = me["openid"].as_str().unwrap();
     let user = s.emulator.user(openid).expect("an emulator user");
@@ -87,21 +124,33 @@ async fn api_requests_get_401_json_never_a_redirect() {
     for (path, headers) in [
         ("/api/me", vec![]),
         ("/info", vec![("accept", "application/json")]),
-        ("/info", vec![("accept", "application/json;q=0.9, text/html;q=0.1")]),
+        (
+            "/info",
+            vec![("accept", "application/json;q=0.9, text/html;q=0.1")],
+        ),
         ("/info", vec![("x-requested-with", "XMLHttpRequest")]),
     ] {
         let hop = browser.get_with(&s.url(path), &headers).await;
         assert_eq!(hop.status, StatusCode::UNAUTHORIZED, "{path} {headers:?}");
         assert!(hop.location.is_none());
-        assert!(hop.headers["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert!(hop.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
         let body = hop.json();
         assert_eq!(body["error"], "sign_in_required");
         let url = body["authorize_url"].as_str().unwrap();
-        assert!(url.starts_with(&format!("{}/connect/oauth2/authorize?appid=", s.emulator.open_base())));
+        assert!(url.starts_with(&format!(
+            "{}/connect/oauth2/authorize?appid=",
+            s.emulator.open_base()
+        )));
     }
     // A browser page prefers HTML: redirect.
     let hop = browser
-        .get_with(&s.url("/info"), &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")])
+        .get_with(
+            &s.url("/info"),
+            &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+        )
         .await;
     assert_eq!(hop.status, StatusCode::FOUND);
 
@@ -109,18 +158,26 @@ async fn api_requests_get_401_json_never_a_redirect() {
     // (a same-origin page) is where the browser comes back to.
     let fresh = Browser::new();
     let referer = s.url("/info?from=api");
-    let hop = fresh.get_with(&s.url("/api/me"), &[("referer", &referer)]).await;
+    let hop = fresh
+        .get_with(&s.url("/api/me"), &[("referer", &referer)])
+        .await;
     let url = hop.json()["authorize_url"].as_str().unwrap().to_owned();
     let hops = fresh.navigate(&url).await;
     assert_eq!(hops.last().unwrap().status, StatusCode::OK);
-    assert!(hops.iter().any(|h| h.location.as_deref() == Some("/info?from=api")));
+    assert!(hops
+        .iter()
+        .any(|h| h.location.as_deref() == Some("/info?from=api")));
     let me = fresh.get(&s.url("/api/me")).await;
     assert_eq!(me.status, StatusCode::OK);
 
     // A foreign Referer is never a return-to.
     let other = Browser::new();
-    let hop = other.get_with(&s.url("/api/me"), &[("referer", "https://evil.example/x")]).await;
-    let hops = other.navigate(hop.json()["authorize_url"].as_str().unwrap()).await;
+    let hop = other
+        .get_with(&s.url("/api/me"), &[("referer", "https://evil.example/x")])
+        .await;
+    let hops = other
+        .navigate(hop.json()["authorize_url"].as_str().unwrap())
+        .await;
     assert!(hops.iter().any(|h| h.location.as_deref() == Some("/")));
 }
 
@@ -136,7 +193,10 @@ async fn excluded_paths_pass_untouched() {
     let hop = browser.get(&s.url("/static/app.js")).await;
     assert_eq!(hop.status, StatusCode::INTERNAL_SERVER_ERROR);
     // Not excluded: redirect.
-    assert_eq!(browser.get(&s.url("/other")).await.status, StatusCode::FOUND);
+    assert_eq!(
+        browser.get(&s.url("/other")).await.status,
+        StatusCode::FOUND
+    );
     assert_eq!(s.emulator.calls().len(), 0);
 }
 
@@ -147,7 +207,14 @@ async fn callback_with_wrong_or_missing_state_is_400_and_never_calls_wechat() {
     let location = browser.get(&s.url("/info")).await.location.unwrap();
     let real_state = authorize_params(&location)[4].1.clone();
     let mut almost = real_state.clone();
-    almost.replace_range(..1, if real_state.starts_with('A') { "B" } else { "A" });
+    almost.replace_range(
+        ..1,
+        if real_state.starts_with('A') {
+            "B"
+        } else {
+            "A"
+        },
+    );
     for query in [
         "code=abc".to_owned(),
         "code=abc&state=".to_owned(),
@@ -159,14 +226,24 @@ async fn callback_with_wrong_or_missing_state_is_400_and_never_calls_wechat() {
         "code=a&code=b&state=x".to_owned(),
         "code=%ff%fe&state=%c3%28".to_owned(),
     ] {
-        let hop = browser.get(&s.url(&format!("/wechat/callback?{query}"))).await;
+        let hop = browser
+            .get(&s.url(&format!("/wechat/callback?{query}")))
+            .await;
         assert_eq!(hop.status, StatusCode::BAD_REQUEST, "{query}: {}", hop.body);
-        assert!(hop.headers["content-type"].to_str().unwrap().starts_with("text/html"));
-        assert!(!hop.body.contains("code=abc"), "the callback URL is never rendered");
+        assert!(hop.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(
+            !hop.body.contains("code=abc"),
+            "the callback URL is never rendered"
+        );
     }
     // Another browser's valid state is not this browser's.
     let thief = Browser::new();
-    let hop = thief.get(&s.url(&format!("/wechat/callback?code=abc&state={real_state}"))).await;
+    let hop = thief
+        .get(&s.url(&format!("/wechat/callback?code=abc&state={real_state}")))
+        .await;
     assert_eq!(hop.status, StatusCode::BAD_REQUEST);
     assert_eq!(s.emulator.call_count(Endpoint::AccessToken), 0);
 }
@@ -210,7 +287,10 @@ async fn a_used_state_in_a_browser_that_is_not_signed_in_is_refused() {
     browser.get(&s.url("/logout")).await;
     // The session is gone, and with it the state: 400, no exchange.
     let exchanges = s.emulator.call_count(Endpoint::AccessToken);
-    assert_eq!(browser.get(&callback_url).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        browser.get(&callback_url).await.status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(s.emulator.call_count(Endpoint::AccessToken), exchanges);
 }
 
@@ -222,12 +302,17 @@ async fn refusal_gets_a_403_page_with_a_way_back() {
     let location = browser.get(&s.url("/info?a=1")).await.location.unwrap();
     let state = authorize_params(&location)[4].1.clone();
     // The user taps Deny: WeChat comes back with the state and no code.
-    let hop = browser.get(&s.url(&format!("/wechat/callback?state={state}"))).await;
+    let hop = browser
+        .get(&s.url(&format!("/wechat/callback?state={state}")))
+        .await;
     assert_eq!(hop.status, StatusCode::FORBIDDEN);
     assert!(hop.body.contains("href=\"/info?a=1\""), "{}", hop.body);
     assert_eq!(s.emulator.call_count(Endpoint::AccessToken), 0);
     // Trying again starts a new sign-in.
-    assert_eq!(browser.get(&s.url("/info?a=1")).await.status, StatusCode::FOUND);
+    assert_eq!(
+        browser.get(&s.url("/info?a=1")).await.status,
+        StatusCode::FOUND
+    );
 }
 
 #[actix_web::test]
@@ -238,24 +323,36 @@ async fn consent_page_allow_and_deny_through_the_emulator() {
     let hops = browser.navigate(&s.url("/info")).await;
     let consent = hops.last().unwrap();
     assert_eq!(consent.status, StatusCode::OK);
-    assert!(consent.body.contains("id=\"deny\""), "consent page expected: {}", consent.body);
+    assert!(
+        consent.body.contains("id=\"deny\""),
+        "consent page expected: {}",
+        consent.body
+    );
     // Deny through the emulator's own form, like a person.
     let (action, fields) = form_submission(consent, "deny", &s.emulator.open_base());
     let hop = browser.post_form(&action, &fields).await;
-    let hops = browser.navigate(&hop.location.expect("a redirect back")).await;
+    let hops = browser
+        .navigate(&hop.location.expect("a redirect back"))
+        .await;
     assert_eq!(hops.last().unwrap().status, StatusCode::FORBIDDEN);
     // Allow.
     let hops = browser.navigate(&s.url("/info")).await;
     let (action, fields) = form_submission(hops.last().unwrap(), "allow", &s.emulator.open_base());
     let hop = browser.post_form(&action, &fields).await;
-    let hops = browser.navigate(&hop.location.expect("a redirect back")).await;
+    let hops = browser
+        .navigate(&hop.location.expect("a redirect back"))
+        .await;
     let last = hops.last().unwrap();
     assert_eq!(last.status, StatusCode::OK, "{}", last.body);
     assert_eq!(last.json()["scope"], "snsapi_userinfo");
 }
 
 /// What a consent page's form submits when the button `id` is pressed: action URL and fields.
-fn form_submission(page: &common::Hop, id: &str, open_base: &str) -> (String, Vec<(String, String)>) {
+fn form_submission(
+    page: &common::Hop,
+    id: &str,
+    open_base: &str,
+) -> (String, Vec<(String, String)>) {
     let html = &page.body;
     let form_start = html.find("<form").expect("a form");
     let form = &html[form_start..];
@@ -275,7 +372,11 @@ fn form_submission(page: &common::Hop, id: &str, open_base: &str) -> (String, Ve
     if let (Some(name), Some(value)) = (attr(button, "name"), attr(button, "value")) {
         params.push((name, value));
     }
-    let url = if action.starts_with("http") { action } else { format!("{open_base}{action}") };
+    let url = if action.starts_with("http") {
+        action
+    } else {
+        format!("{open_base}{action}")
+    };
     (url, params)
 }
 
@@ -292,7 +393,10 @@ async fn snapshot_users_are_not_signed_in() {
     let browser = s.browser();
     let location = browser.get(&s.url("/info")).await.location.unwrap();
     let hop = browser
-        .get_with(&location.replace("#wechat_redirect", ""), &[("x-emulator-user", &openid)])
+        .get_with(
+            &location.replace("#wechat_redirect", ""),
+            &[("x-emulator-user", &openid)],
+        )
         .await;
     let hop = browser.get(&hop.location.unwrap()).await;
     assert_eq!(hop.status, StatusCode::FORBIDDEN);
@@ -309,18 +413,28 @@ async fn stale_code_restarts_once_then_explains() {
     let state = authorize_params(&location)[4].1.clone();
 
     // A used code (40163): not signed in, so authorize once more with a new state.
-    s.emulator.inject_fault(Endpoint::AccessToken, Fault::ErrCode(40163), Some(1));
-    let hop = browser.get(&s.url(&format!("/wechat/callback?code=used&state={state}"))).await;
+    s.emulator
+        .inject_fault(Endpoint::AccessToken, Fault::ErrCode(40163), Some(1));
+    let hop = browser
+        .get(&s.url(&format!("/wechat/callback?code=used&state={state}")))
+        .await;
     assert_eq!(hop.status, StatusCode::FOUND);
     let again = hop.location.unwrap();
     let state2 = authorize_params(&again)[4].1.clone();
     assert_ne!(state, state2);
 
     // Stale again (42003): the loop guard stops with an error page that offers a fresh start.
-    s.emulator.inject_fault(Endpoint::AccessToken, Fault::ErrCode(42003), Some(1));
-    let hop = browser.get(&s.url(&format!("/wechat/callback?code=old&state={state2}"))).await;
+    s.emulator
+        .inject_fault(Endpoint::AccessToken, Fault::ErrCode(42003), Some(1));
+    let hop = browser
+        .get(&s.url(&format!("/wechat/callback?code=old&state={state2}")))
+        .await;
     assert_eq!(hop.status, StatusCode::BAD_REQUEST);
-    assert!(hop.body.contains("42003") && hop.body.contains("href=\"/base?p=1\""), "{}", hop.body);
+    assert!(
+        hop.body.contains("42003") && hop.body.contains("href=\"/base?p=1\""),
+        "{}",
+        hop.body
+    );
 
     // The fresh start works.
     let last = sign_in(&browser, &s.url("/base?p=1")).await;
@@ -336,8 +450,11 @@ async fn stale_code_in_a_signed_in_browser_goes_on() {
     let location = browser.get(&s.url("/info")).await.location.unwrap();
     let state = authorize_params(&location)[4].1.clone();
     sign_in(&browser, &s.url("/info")).await;
-    s.emulator.inject_fault(Endpoint::AccessToken, Fault::ErrCode(40029), Some(1));
-    let hop = browser.get(&s.url(&format!("/wechat/callback?code=x&state={state}"))).await;
+    s.emulator
+        .inject_fault(Endpoint::AccessToken, Fault::ErrCode(40029), Some(1));
+    let hop = browser
+        .get(&s.url(&format!("/wechat/callback?code=x&state={state}")))
+        .await;
     assert_eq!(hop.status, StatusCode::SEE_OTHER, "{}", hop.body);
     assert_eq!(hop.location.as_deref(), Some("/info"));
 }
@@ -353,7 +470,10 @@ async fn return_to_never_leaves_the_origin() {
     ] {
         let browser = Browser::new();
         let hops = browser.navigate(&s.url(path)).await;
-        let back = hops.iter().find(|h| h.status == StatusCode::SEE_OTHER).expect("callback hop");
+        let back = hops
+            .iter()
+            .find(|h| h.status == StatusCode::SEE_OTHER)
+            .expect("callback hop");
         assert_eq!(back.location.as_deref(), Some(expected), "for {path}");
     }
 }
@@ -362,7 +482,13 @@ async fn return_to_never_leaves_the_origin() {
 async fn redirect_uri_ignores_the_host_header() {
     let s = Setup::new(Shape::Routes, |c| c);
     let hop = Browser::new()
-        .get_with(&s.url("/info"), &[("host", "evil.example"), ("x-forwarded-host", "evil.example")])
+        .get_with(
+            &s.url("/info"),
+            &[
+                ("host", "evil.example"),
+                ("x-forwarded-host", "evil.example"),
+            ],
+        )
         .await;
     let params = authorize_params(&hop.location.unwrap());
     assert_eq!(params[1].1, s.url("/wechat/callback"));
@@ -382,13 +508,19 @@ async fn scope_per_instance_and_upgrade_from_base_to_userinfo() {
     // ... but not for /info: authorize again, asking for snsapi_userinfo.
     let hop = browser.get(&s.url("/info")).await;
     assert_eq!(hop.status, StatusCode::FOUND);
-    assert_eq!(authorize_params(&hop.location.unwrap())[3].1, "snsapi_userinfo");
+    assert_eq!(
+        authorize_params(&hop.location.unwrap())[3].1,
+        "snsapi_userinfo"
+    );
     let info = sign_in(&browser, &s.url("/info")).await.json();
     assert_eq!(info["scope"], "snsapi_userinfo");
     assert_eq!(info["openid"], base["openid"]);
     assert!(info["unionid"].is_string() && info["nickname"].is_string());
     // A userinfo grant satisfies base routes.
-    assert_eq!(browser.get(&s.url("/base")).await.json()["scope"], "snsapi_userinfo");
+    assert_eq!(
+        browser.get(&s.url("/base")).await.json()["scope"],
+        "snsapi_userinfo"
+    );
 }
 
 #[actix_web::test]
@@ -399,7 +531,10 @@ async fn optional_routes_see_the_user_when_there_is_one() {
     assert_eq!(hop.status, StatusCode::OK);
     assert!(hop.json()["openid"].is_null());
     let me = sign_in(&browser, &s.url("/base")).await.json();
-    assert_eq!(browser.get(&s.url("/public")).await.json()["openid"], me["openid"]);
+    assert_eq!(
+        browser.get(&s.url("/public")).await.json()["openid"],
+        me["openid"]
+    );
     browser.get(&s.url("/logout")).await;
     assert!(browser.get(&s.url("/public")).await.json()["openid"].is_null());
 }
@@ -412,7 +547,12 @@ async fn concurrent_users_never_see_each_other() {
         let first = sign_in(b, &s.url("/info")).await.json();
         let mut seen = vec![first["openid"].as_str().unwrap().to_owned()];
         for _ in 0..5 {
-            seen.push(b.get(&s.url("/api/me")).await.json()["openid"].as_str().unwrap().to_owned());
+            seen.push(
+                b.get(&s.url("/api/me")).await.json()["openid"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
         }
         (first, seen)
     }))
@@ -420,10 +560,16 @@ async fn concurrent_users_never_see_each_other() {
     let mut openids = std::collections::HashSet::new();
     for (first, seen) in &results {
         let openid = first["openid"].as_str().unwrap();
-        assert!(seen.iter().all(|o| o == openid), "a browser saw another identity: {seen:?}");
+        assert!(
+            seen.iter().all(|o| o == openid),
+            "a browser saw another identity: {seen:?}"
+        );
         let user = s.emulator.user(openid).unwrap();
         assert_eq!(first["nickname"], user.nickname.as_str());
-        assert!(openids.insert(openid.to_owned()), "two browsers got one identity");
+        assert!(
+            openids.insert(openid.to_owned()),
+            "two browsers got one identity"
+        );
     }
     assert_eq!(openids.len(), 16);
 }

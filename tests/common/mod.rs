@@ -137,9 +137,21 @@ pub fn start_app(listener: TcpListener, config: WeChatConfig, shape: Shape) -> S
             }
             let result = match shape {
                 Shape::Routes => serve!(move || App::new()
-                    .service(web::resource("/base").wrap(wechat.require(Scope::Base)).get(show))
-                    .service(web::resource("/info").wrap(wechat.require(Scope::UserInfo)).get(show))
-                    .service(web::resource("/api/me").wrap(wechat.require(Scope::UserInfo)).get(show))
+                    .service(
+                        web::resource("/base")
+                            .wrap(wechat.require(Scope::Base))
+                            .get(show)
+                    )
+                    .service(
+                        web::resource("/info")
+                            .wrap(wechat.require(Scope::UserInfo))
+                            .get(show)
+                    )
+                    .service(
+                        web::resource("/api/me")
+                            .wrap(wechat.require(Scope::UserInfo))
+                            .get(show)
+                    )
                     .route("/public", web::get().to(public))
                     .route("/healthz", web::get().to(|| async { "ok" }))
                     .route("/logout", web::get().to(logout))
@@ -164,7 +176,9 @@ pub fn start_app(listener: TcpListener, config: WeChatConfig, shape: Shape) -> S
             result.unwrap();
         });
     });
-    let handle = rx.recv_timeout(Duration::from_secs(10)).expect("app server started");
+    let handle = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("app server started");
     Server { base, handle }
 }
 
@@ -195,7 +209,10 @@ pub struct Setup {
 
 impl Setup {
     /// Emulator approving consent at once, app of `shape` with `tweak` applied to its config.
-    pub fn new(shape: Shape, tweak: impl FnOnce(WeChatConfigBuilder) -> WeChatConfigBuilder) -> Self {
+    pub fn new(
+        shape: Shape,
+        tweak: impl FnOnce(WeChatConfigBuilder) -> WeChatConfigBuilder,
+    ) -> Self {
         Self::with_emulator(
             Emulator::builder().auto_approve(true).start().unwrap(),
             shape,
@@ -314,7 +331,10 @@ impl Browser {
                 None => return hops,
             }
         }
-        panic!("redirect loop: {:?}", hops.iter().map(|h| &h.url).collect::<Vec<_>>());
+        panic!(
+            "redirect loop: {:?}",
+            hops.iter().map(|h| &h.url).collect::<Vec<_>>()
+        );
     }
 
     /// The session cookie's content as the middleware stored it (the test app signs, not
@@ -336,7 +356,9 @@ impl Browser {
         Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
-                    let inner = v.as_str().map_or(v.clone(), |s| serde_json::from_str(s).unwrap());
+                    let inner = v
+                        .as_str()
+                        .map_or(v.clone(), |s| serde_json::from_str(s).unwrap());
                     (k, inner)
                 })
                 .collect(),
@@ -364,7 +386,13 @@ fn percent_decode(s: &str) -> String {
 pub async fn sign_in(browser: &Browser, url: &str) -> Hop {
     let mut hops = browser.navigate(url).await;
     let last = hops.pop().unwrap();
-    assert_eq!(last.status, StatusCode::OK, "sign-in via {url} ended with {}: {}", last.status, last.body);
+    assert_eq!(
+        last.status,
+        StatusCode::OK,
+        "sign-in via {url} ended with {}: {}",
+        last.status,
+        last.body
+    );
     last
 }
 
