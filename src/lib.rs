@@ -40,9 +40,11 @@
 //!
 //! # Session size
 //! The session holds the openid, unionid, granted scope, both tokens, the expiry, the time of the
-//! last check and, for `snsapi_userinfo`, the profile, plus up to four pending sign-ins. Profiles
-//! are capped (nickname 256 bytes, avatar URL 512 bytes, 4 privileges of 64 bytes) so that the
-//! cookie store's 4 KB limit holds; the worst case is measured by `tests/session_size.rs`.
+//! last check and, for `snsapi_userinfo`, the profile, plus up to three pending sign-ins (return-to
+//! at most 256 bytes, else the bare path). Profiles are capped (nickname 128 bytes, avatar URL 512
+//! bytes or dropped, 4 privileges of 32 bytes) so that the cookie store's 4 KB limit holds: the
+//! worst case is 2,330 bytes of session JSON, a 3,263-byte encrypted cookie
+//! (`tests/wiring.rs::worst_case_session_cookie_fits_the_browser_limit`).
 //!
 //! # Behind a reverse proxy
 //! `redirect_uri` is [`WeChatConfigBuilder::public_url`] plus the callback path and is never built

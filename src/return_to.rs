@@ -6,7 +6,7 @@ use crate::session::MAX_RETURN_TO;
 ///
 /// Refused: anything not starting with a single `/` (`//evil.com` and `/\evil.com` are
 /// protocol-relative to browsers), any backslash, control character or whitespace (browsers strip
-/// tabs and newlines, so `/\t/evil.com` becomes `//evil.com`), and anything over 512 bytes.
+/// tabs and newlines, so `/\t/evil.com` becomes `//evil.com`), and anything over 256 bytes.
 ///
 /// ```
 /// use actix_wechat_auth::same_origin_path;

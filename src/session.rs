@@ -2,8 +2,8 @@
 //!
 //! Kept small because the cookie store refuses state over about 4 KB (and encryption grows it
 //! about 1.4×): short field names, no `null`s, and caps on what WeChat may send too much of. The
-//! worst case (64-character emoji nickname, 512-byte avatar URL, unionid, 4 privileges, pending
-//! sign-in) is measured by `tests/session_size.rs` and stated in the crate docs.
+//! worst case (capped nickname and avatar URL, unionid, 4 privileges, 3 pending sign-ins with
+//! long return-tos) is measured by `tests/wiring.rs` and stated in the crate docs.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,13 +21,13 @@ const SIGNED_IN_KEY: &str = "wx";
 const PENDING_KEY: &str = "wxp";
 
 /// Pending sign-ins kept at once (several tabs, API 401s); older ones are dropped.
-pub(crate) const MAX_PENDING: usize = 4;
+pub(crate) const MAX_PENDING: usize = 3;
 /// Longest return-to kept; longer targets fall back to their path, then to `/`.
-pub(crate) const MAX_RETURN_TO: usize = 512;
-const MAX_NICKNAME: usize = 256;
+pub(crate) const MAX_RETURN_TO: usize = 256;
+const MAX_NICKNAME: usize = 128;
 const MAX_HEADIMGURL: usize = 512;
 const MAX_PRIVILEGES: usize = 4;
-const MAX_PRIVILEGE: usize = 64;
+const MAX_PRIVILEGE: usize = 32;
 
 /// Seconds since the Unix epoch: the session outlives the process, so no `Instant`s.
 pub(crate) fn unix_now() -> u64 {
