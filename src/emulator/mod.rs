@@ -1,0 +1,1118 @@
+//! An embedded WeChat emulator for tests and local development (cargo feature `emulator`).
+//!
+//! [`Emulator`] runs a small actix-web server on a real TCP port (127.0.0.1, a free port by default)
+//! that plays both WeChat roles:
+//!
+//! * the **authorize page** (`open.weixin.qq.com` role): `GET /connect/oauth2/authorize`, with the
+//!   consent page for `snsapi_userinfo` and error pages like WeChat's;
+//! * the **sns JSON API** (`api.weixin.qq.com` role): `/sns/oauth2/access_token`,
+//!   `/sns/oauth2/refresh_token`, `/sns/userinfo` and `/sns/auth`, answering HTTP 200 with
+//!   `Content-Type: text/plain` and `{"errcode":N,"errmsg":"…"}` on errors, as WeChat does.
+//!
+//! Point your configuration's open base at [`Emulator::open_base`] and its API base at
+//! [`Emulator::api_base`]. The emulator runs on its own thread with its own actix system, so it can be
+//! started from plain synchronous code and from inside an actix or tokio runtime alike. Dropping the
+//! [`Emulator`] stops the server.
+//!
+//! The emulator shares no code with the rest of this crate: it plays the other side of the wire.
+//!
+//! # Example: a whole `snsapi_userinfo` sign-in over HTTP
+//!
+//! ```
+//! use actix_wechat_auth::emulator::{EmulatedUser, Emulator};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emu = Emulator::builder().auto_approve(true).start()?;
+//! let openid = emu.add_user(EmulatedUser::new("小明 🐼"));
+//!
+//! actix_web::rt::System::new().block_on(async {
+//!     let http = reqwest::Client::builder()
+//!         .redirect(reqwest::redirect::Policy::none())
+//!         .build()?;
+//!
+//!     // 1. The browser opens the authorize page (the `#wechat_redirect` fragment never reaches a server).
+//!     let authorize = format!(
+//!         "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope=snsapi_userinfo&state=xyz123",
+//!         emu.open_base(),
+//!         emu.appid(),
+//!         "https%3A%2F%2Fapp.example%2Fcallback",
+//!     );
+//!     let res = http.get(&authorize).header("X-Emulator-User", &openid).send().await?;
+//!     assert_eq!(res.status(), 302);
+//!     let callback = url::Url::parse(res.headers()["location"].to_str()?)?;
+//!     let code = callback.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+//!
+//!     // 2. The app's server exchanges the code.
+//!     let body = http
+//!         .get(format!(
+//!             "{}/sns/oauth2/access_token?appid={}&secret={}&code={code}&grant_type=authorization_code",
+//!             emu.api_base(),
+//!             emu.appid(),
+//!             emu.secret(),
+//!         ))
+//!         .send()
+//!         .await?
+//!         .text()
+//!         .await?;
+//!     let token: serde_json::Value = serde_json::from_str(&body)?;
+//!     assert_eq!(token["openid"], openid.as_str());
+//!
+//!     // 3. And reads the profile.
+//!     let body = http
+//!         .get(format!(
+//!             "{}/sns/userinfo?access_token={}&openid={openid}&lang=zh_CN",
+//!             emu.api_base(),
+//!             token["access_token"].as_str().unwrap(),
+//!         ))
+//!         .send()
+//!         .await?
+//!         .text()
+//!         .await?;
+//!     let profile: serde_json::Value = serde_json::from_str(&body)?;
+//!     assert_eq!(profile["nickname"], "小明 🐼");
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Which user is "in WeChat"
+//!
+//! The authorize page picks the signed-in WeChat user from, in this order: the request header
+//! `X-Emulator-User: OPENID` (for test clients), the cookie `wxemu_user` on the emulator's origin
+//! (for browsers; set it with `GET /_emulator/login?openid=OPENID&next=URL`), or else a new generated
+//! user (openid `o` + 27 base64url characters, nickname `测试用户 N ✨`, an SVG avatar served by the
+//! emulator at `{open_base}/_emulator/avatar/{n}/132`) whose openid is then set as the cookie
+//! (`SameSite=Lax; Path=/`). An openid that is valid (1–64 characters of `[A-Za-z0-9_-]`) but unknown
+//! creates a generated user with that openid. The `User-Agent` is not checked (WeChat refuses
+//! browsers other than its own webview; the emulator does not).
+//!
+//! # The authorize page
+//!
+//! * `snsapi_base`: 302 at once to `redirect_uri?code=CODE&state=STATE` (`&` when `redirect_uri`
+//!   already has a query; a fragment in `redirect_uri` stays after the query).
+//! * `snsapi_userinfo`: a consent page (mobile viewport, the appid, the user's nickname and avatar, a
+//!   form with the buttons `id="allow"` and `id="deny"`) that submits the original parameters to
+//!   `GET|POST /connect/oauth2/authorize/confirm`, where they are validated again. Allow: 302 with
+//!   `code` and `state`, and the consent is remembered for this user and scope (the page is skipped
+//!   next time). Deny: 302 to `redirect_uri?state=STATE`, no code. The page is skipped with
+//!   [`EmulatorBuilder::auto_approve`] and for [snapshot users](EmulatedUser::snapshot).
+//! * Codes are 32 random alphanumeric characters, single use, valid for
+//!   [`EmulatorBuilder::code_ttl`], bound to the user and scope.
+//! * The `#wechat_redirect` fragment that WeChat requires never reaches a server (browsers keep
+//!   fragments to themselves), so the emulator cannot check it; check it in your own tests.
+//!
+//! Codes and access tokens are forgotten 10 minutes after their expiry; after that they answer
+//! 40029 / 40014 like unknown ones. Refresh tokens are never forgotten.
+//!
+//! # Authorize page errors
+//!
+//! Errors are answered with an HTML page like WeChat's naming the code, HTTP 400, and the code in the
+//! header `X-WeChat-Error`. The raw query must list `appid, redirect_uri, response_type, scope, state`
+//! in this order, optionally followed by `connect_redirect=1`; nothing else.
+//!
+//! | code | cause |
+//! |---|---|
+//! | 10001 | unknown or duplicated parameter, parameters out of order, `response_type` missing or not `code`, `connect_redirect` not `1` *(emulator's choice)* |
+//! | 10002 | unknown `appid` *(emulator's choice)* |
+//! | 10003 | the `redirect_uri` host is not the configured [`EmulatorBuilder::redirect_domain`] |
+//! | 10005 | `scope` is neither `snsapi_base` nor `snsapi_userinfo` |
+//! | 10007 | `state` has characters outside `[A-Za-z0-9]` or is over 128 bytes *(emulator's choice)* |
+//! | 10008 | `redirect_uri` (percent-decoded) is not an absolute `http`/`https` URL *(emulator's choice)* |
+//! | 10010 | `scope` missing or empty |
+//! | 10011 | `redirect_uri` missing or empty |
+//! | 10012 | `appid` missing or empty |
+//! | 10013 | `state` missing (an empty value is allowed) |
+//!
+//! # API error codes
+//!
+//! | endpoint | errcode |
+//! |---|---|
+//! | `access_token` | 41002 appid missing, 40013 wrong appid, 41004 secret missing, **40125 wrong secret** (WeChat's current answer; older documents say 40001), 40002 `grant_type` not `authorization_code`, 41008 code missing, 40029 unknown code, 40163 code already used, 42003 code expired |
+//! | `refresh_token` | 41002 / 40013 appid, 40002 `grant_type` not `refresh_token`, 41003 refresh_token missing, 40030 unknown (or rotated away), 42002 expired |
+//! | `userinfo` | 41001 access_token missing, 41009 openid missing, **40014 unknown access_token**, 42001 expired, 40003 openid does not match the token, 48001 token of scope `snsapi_base`, **40097 `lang` not `zh_CN`, `zh_TW` or `en`** |
+//! | `auth` | 41001, 41009, 40014, 42001, 40003 as for `userinfo` |
+//!
+//! Error messages end with `, rid: …` like WeChat's, except the busy answer which is exactly
+//! `{"errcode":-1,"errmsg":"system error"}`.
+//!
+//! Token answers: the code exchange returns `access_token`, `expires_in`, `refresh_token`, `openid`,
+//! `scope`, plus `unionid` for `snsapi_userinfo` grants when [`EmulatorBuilder::open_platform_bound`]
+//! (a unionid is generated for the user on first need), plus `"is_snapshotuser":1` for
+//! [snapshot users](EmulatedUser::snapshot). The refresh answer has the same fields **without
+//! `unionid`** (as in WeChat's documentation) but keeps `is_snapshotuser`.
+//!
+//! # HTTP control endpoints (for out-of-process drivers)
+//!
+//! | request | body | answer |
+//! |---|---|---|
+//! | `POST /_emulator/users` | an [`EmulatedUser`] as JSON, every field optional | `{"openid":"…"}` |
+//! | `GET /_emulator/users` | | `[EmulatedUser…]` |
+//! | `POST /_emulator/expire-access-tokens` | | `{"ok":true}` |
+//! | `POST /_emulator/expire-refresh-tokens` | | `{"ok":true}` |
+//! | `POST /_emulator/faults` | `{"endpoint":"refresh_token","fault":"busy","times":2}` | `{"ok":true}` |
+//! | `DELETE /_emulator/faults` | | `{"ok":true}` |
+//! | `GET /_emulator/calls` | | `[Call…]`, see [`Call`] |
+//! | `DELETE /_emulator/calls` | | `{"ok":true}` (same as [`Emulator::reset_calls`]) |
+//! | `GET /_emulator/stats` | | `{"connections":N,"users":N,"calls":{"authorize":N,"access_token":N,"refresh_token":N,"userinfo":N,"auth":N}}` |
+//! | `GET /_emulator/login?openid=X&next=URL` | | sets the `wxemu_user` cookie, 302 to `next` |
+//! | `GET /_emulator/avatar/{n}/{size}` | | an SVG avatar (`size` 0, 46, 64, 96 or 132) |
+//!
+//! Endpoint names are `authorize`, `access_token`, `refresh_token`, `userinfo`, `auth`. Faults are
+//! `"busy"`, `{"http_status":502}`, `"malformed"`, `{"err_code":45009}` (alias `errcode`),
+//! `{"delay":1500}` (milliseconds) and `"stall_body"`; `times` is optional (absent or `null`: until
+//! cleared). Bad control requests get HTTP 400 `{"error":"…"}`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+mod authorize;
+mod control;
+mod faults;
+mod server;
+mod sns;
+mod state;
+
+use state::Shared;
+
+/// The default appid of the emulator: `wx0123456789emu`.
+const DEFAULT_APPID: &str = "wx0123456789emu";
+/// The default (fake) appsecret of the emulator.
+const DEFAULT_SECRET: &str = "emu0secret0not0a0real0one0000000";
+
+/// A running WeChat emulator. Dropping it stops the server.
+///
+/// See the [module documentation](self) for what it serves.
+///
+/// # Example
+///
+/// ```
+/// use actix_wechat_auth::emulator::Emulator;
+///
+/// let emu = Emulator::start().unwrap();
+/// assert!(emu.port() > 0);
+/// assert!(!format!("{emu:?}").contains(emu.secret()));
+/// drop(emu); // stops the server
+/// ```
+pub struct Emulator {
+    shared: Arc<Shared>,
+    server: actix_web::dev::ServerHandle,
+    thread: Option<JoinHandle<()>>,
+    port: u16,
+    api_base: String,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("appid", &self.shared.config.appid)
+            .field("open_base", &self.shared.config.open_base)
+            .field("api_base", &self.api_base)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// A builder with the default settings.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().appid("wxabc").auto_approve(true).start().unwrap();
+    /// assert_eq!(emu.appid(), "wxabc");
+    /// ```
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// Starts an emulator with the default settings (`Emulator::builder().start()`).
+    ///
+    /// # Errors
+    ///
+    /// When the port cannot be bound or the server thread cannot be started.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::start()?;
+    /// assert_eq!(emu.appid(), "wx0123456789emu");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start() -> std::io::Result<Emulator> {
+        Emulator::builder().start()
+    }
+
+    /// The base URL of the authorize page (the `open.weixin.qq.com` role): `http://{host_name}:{port}`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().host_name("localhost").start().unwrap();
+    /// assert_eq!(emu.open_base(), format!("http://localhost:{}", emu.port()));
+    /// ```
+    pub fn open_base(&self) -> String {
+        self.shared.config.open_base.clone()
+    }
+
+    /// The base URL of the sns API (the `api.weixin.qq.com` role): `http://127.0.0.1:{port}` (the bound
+    /// address when it is a specific one).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// assert_eq!(emu.api_base(), format!("http://127.0.0.1:{}", emu.port()));
+    /// ```
+    pub fn api_base(&self) -> String {
+        self.api_base.clone()
+    }
+
+    /// The TCP port the emulator listens on.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// assert!(std::net::TcpStream::connect(("127.0.0.1", emu.port())).is_ok());
+    /// ```
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The appid the emulator accepts.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// assert_eq!(emu.appid(), "wx0123456789emu");
+    /// ```
+    pub fn appid(&self) -> &str {
+        &self.shared.config.appid
+    }
+
+    /// The emulator's own fake appsecret (what `/sns/oauth2/access_token` expects).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().secret("s3cr3t").start().unwrap();
+    /// assert_eq!(emu.secret(), "s3cr3t");
+    /// ```
+    pub fn secret(&self) -> &str {
+        &self.shared.config.secret
+    }
+
+    /// Adds a WeChat user (or replaces the one with the same openid) and returns its openid.
+    ///
+    /// With `user.openid == None` an openid is generated. An openid that is not 1–64 characters of
+    /// `[A-Za-z0-9_-]` is replaced by a generated one (and a warning is logged).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::{EmulatedUser, Emulator};
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// let openid = emu.add_user(EmulatedUser::new("小红"));
+    /// assert_eq!(openid.len(), 28);
+    /// assert!(openid.starts_with('o'));
+    /// let fixed = emu.add_user(EmulatedUser::new("Bob").with_openid("oBob"));
+    /// assert_eq!(fixed, "oBob");
+    /// ```
+    pub fn add_user(&self, user: EmulatedUser) -> String {
+        self.shared.add_user(user)
+    }
+
+    /// The user with this openid (real openid, not a snapshot user's virtual one), if any.
+    ///
+    /// The returned user has its `openid` set, and its `unionid` once one was generated.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::{EmulatedUser, Emulator};
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// let openid = emu.add_user(EmulatedUser::new("小红"));
+    /// let user = emu.user(&openid).unwrap();
+    /// assert_eq!(user.nickname, "小红");
+    /// assert_eq!(user.openid.as_deref(), Some(openid.as_str()));
+    /// assert!(emu.user("nobody").is_none());
+    /// ```
+    pub fn user(&self, openid: &str) -> Option<EmulatedUser> {
+        self.shared.user(openid)
+    }
+
+    /// Expires every access token issued so far: using one now gives errcode 42001. Tokens issued
+    /// afterwards are not affected.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// emu.expire_access_tokens(); // `/sns/userinfo` and `/sns/auth` now answer 42001 for old tokens
+    /// ```
+    pub fn expire_access_tokens(&self) {
+        self.shared.expire_access_tokens();
+    }
+
+    /// Expires every refresh token issued so far: refreshing with one now gives errcode 42002.
+    /// Access tokens are not affected.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// emu.expire_refresh_tokens(); // `/sns/oauth2/refresh_token` now answers 42002 for old tokens
+    /// ```
+    pub fn expire_refresh_tokens(&self) {
+        self.shared.expire_refresh_tokens();
+    }
+
+    /// Makes the next calls of `endpoint` fail with `fault`: `times` calls, or every call until
+    /// [`clear_faults`](Self::clear_faults) with `None` (`Some(0)` does nothing).
+    ///
+    /// Faults are checked before anything else and are used first-injected first: a second fault for
+    /// the same endpoint applies once the first one is used up. The failed calls are logged (see
+    /// [`Call`]). `Busy`, `HttpStatus`, `Malformed` and `ErrCode` calls change nothing (a code stays
+    /// unused); `Delay` and `StallBody` calls are processed normally (a `StallBody` code exchange does
+    /// consume the code, as when the answer is lost on the way).
+    ///
+    /// On [`Endpoint::Authorize`] the faults apply to the authorize page: `Busy` is an error page
+    /// with code `-1` and HTTP 503, `ErrCode(n)` an error page with code `n` and HTTP 400 (e.g. 10009
+    /// "too frequent"), `Malformed` a truncated HTML page with HTTP 200.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::{Emulator, Endpoint, Fault};
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// emu.inject_fault(Endpoint::RefreshToken, Fault::Busy, Some(2)); // twice -1, then normal
+    /// emu.inject_fault(Endpoint::UserInfo, Fault::HttpStatus(502), None); // until cleared
+    /// ```
+    pub fn inject_fault(&self, endpoint: Endpoint, fault: Fault, times: Option<u32>) {
+        self.shared.inject_fault(endpoint, fault, times);
+    }
+
+    /// Removes every injected fault.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::{Emulator, Endpoint, Fault};
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// emu.inject_fault(Endpoint::Auth, Fault::Malformed, None);
+    /// emu.clear_faults();
+    /// ```
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults();
+    }
+
+    /// The log of calls to the five endpoints, oldest first (by arrival), faulted calls included.
+    ///
+    /// The consent form submission and the `/_emulator/…` endpoints are not logged. The log keeps the
+    /// last 100,000 calls; [`call_count`](Self::call_count) stays exact.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// assert!(emu.calls().is_empty());
+    /// ```
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.calls()
+    }
+
+    /// How many calls of `endpoint` were made since the start or the last
+    /// [`reset_calls`](Self::reset_calls).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::{Emulator, Endpoint};
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// assert_eq!(emu.call_count(Endpoint::AccessToken), 0);
+    /// ```
+    pub fn call_count(&self, endpoint: Endpoint) -> usize {
+        usize::try_from(self.shared.call_count(endpoint)).unwrap_or(usize::MAX)
+    }
+
+    /// Empties the call log and the call counters.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::{Emulator, Endpoint};
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// emu.reset_calls();
+    /// assert_eq!(emu.call_count(Endpoint::Authorize), 0);
+    /// ```
+    pub fn reset_calls(&self) {
+        self.shared.reset_calls();
+    }
+
+    /// How many TCP connections the server accepted so far (useful to check connection reuse).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::start().unwrap();
+    /// assert_eq!(emu.connections_accepted(), 0);
+    /// ```
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.connections()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        server::stop(&self.server, self.thread.take());
+    }
+}
+
+/// Settings of an [`Emulator`]; every setter takes and returns the builder by value.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_wechat_auth::emulator::Emulator;
+///
+/// let emu = Emulator::builder()
+///     .appid("wxtest")
+///     .secret("test-secret")
+///     .host_name("localhost")
+///     .auto_approve(true)
+///     .access_token_ttl(Duration::from_secs(60))
+///     .rotate_refresh_token(true)
+///     .redirect_domain("app.example")
+///     .start()
+///     .unwrap();
+/// assert_eq!(emu.appid(), "wxtest");
+/// ```
+#[derive(Clone)]
+pub struct EmulatorBuilder {
+    appid: String,
+    secret: String,
+    bind: SocketAddr,
+    host_name: String,
+    workers: usize,
+    auto_approve: bool,
+    access_token_ttl: Duration,
+    refresh_token_ttl: Duration,
+    code_ttl: Duration,
+    rotate_refresh_token: bool,
+    redirect_domain: Option<String>,
+    open_platform_bound: bool,
+}
+
+impl fmt::Debug for EmulatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorBuilder")
+            .field("appid", &self.appid)
+            .field("secret", &"<redacted>")
+            .field("bind", &self.bind)
+            .field("host_name", &self.host_name)
+            .field("workers", &self.workers)
+            .field("auto_approve", &self.auto_approve)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("code_ttl", &self.code_ttl)
+            .field("rotate_refresh_token", &self.rotate_refresh_token)
+            .field("redirect_domain", &self.redirect_domain)
+            .field("open_platform_bound", &self.open_platform_bound)
+            .finish()
+    }
+}
+
+impl Default for EmulatorBuilder {
+    /// The defaults listed on each setter.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::EmulatorBuilder;
+    ///
+    /// let emu = EmulatorBuilder::default().start().unwrap();
+    /// assert_eq!(emu.appid(), "wx0123456789emu");
+    /// ```
+    fn default() -> Self {
+        EmulatorBuilder {
+            appid: DEFAULT_APPID.to_owned(),
+            secret: DEFAULT_SECRET.to_owned(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            host_name: "127.0.0.1".to_owned(),
+            workers: 1,
+            auto_approve: false,
+            access_token_ttl: Duration::from_secs(7200),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            code_ttl: Duration::from_secs(300),
+            rotate_refresh_token: false,
+            redirect_domain: None,
+            open_platform_bound: true,
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// The appid the emulator accepts. Default `wx0123456789emu`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().appid("wx1111").start().unwrap();
+    /// assert_eq!(emu.appid(), "wx1111");
+    /// ```
+    pub fn appid(mut self, appid: impl Into<String>) -> Self {
+        self.appid = appid.into();
+        self
+    }
+
+    /// The appsecret the emulator expects. Default: a fixed fake string.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().secret("my-fake-secret").start().unwrap();
+    /// assert_eq!(emu.secret(), "my-fake-secret");
+    /// ```
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = secret.into();
+        self
+    }
+
+    /// The address to listen on. Default `127.0.0.1:0` (a free port).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().bind(([127, 0, 0, 1], 0).into()).start().unwrap();
+    /// assert_ne!(emu.port(), 0);
+    /// ```
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// The host name used in [`Emulator::open_base`] (and in avatar URLs). Default `127.0.0.1`.
+    ///
+    /// Use another name than your app's (e.g. `localhost` when the app is on `127.0.0.1`) so that a
+    /// browser sees the authorize page on another site, as with the real WeChat.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().host_name("localhost").start().unwrap();
+    /// assert!(emu.open_base().starts_with("http://localhost:"));
+    /// ```
+    pub fn host_name(mut self, host_name: impl Into<String>) -> Self {
+        self.host_name = host_name.into();
+        self
+    }
+
+    /// How many server worker threads. Default 1 (0 counts as 1).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().workers(2).start().unwrap();
+    /// # drop(emu);
+    /// ```
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Whether `snsapi_userinfo` is approved at once, without the consent page. Default `false`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().auto_approve(true).start().unwrap();
+    /// # drop(emu);
+    /// ```
+    pub fn auto_approve(mut self, auto_approve: bool) -> Self {
+        self.auto_approve = auto_approve;
+        self
+    }
+
+    /// Lifetime of access tokens (`expires_in`, in whole seconds). Default 7200 s.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().access_token_ttl(Duration::from_secs(2)).start().unwrap();
+    /// # drop(emu);
+    /// ```
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    /// Lifetime of refresh tokens, counted from the code exchange (refreshing does not extend it).
+    /// Default 30 days.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().refresh_token_ttl(Duration::from_secs(60)).start().unwrap();
+    /// # drop(emu);
+    /// ```
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_token_ttl = ttl;
+        self
+    }
+
+    /// Lifetime of authorization codes (then errcode 42003). Default 300 s.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().code_ttl(Duration::from_millis(100)).start().unwrap();
+    /// # drop(emu);
+    /// ```
+    pub fn code_ttl(mut self, ttl: Duration) -> Self {
+        self.code_ttl = ttl;
+        self
+    }
+
+    /// Whether a refresh returns a new refresh token (the old one then answers 40030). Default
+    /// `false`: the same refresh token string comes back. Either way its expiry is not extended.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().rotate_refresh_token(true).start().unwrap();
+    /// # drop(emu);
+    /// ```
+    pub fn rotate_refresh_token(mut self, rotate: bool) -> Self {
+        self.rotate_refresh_token = rotate;
+        self
+    }
+
+    /// The registered "web authorization domain": the `redirect_uri` host must equal it
+    /// (case-insensitive, port ignored), else the authorize page shows error 10003. Default: any host.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().redirect_domain("127.0.0.1").start().unwrap();
+    /// # drop(emu);
+    /// ```
+    pub fn redirect_domain(mut self, domain: impl Into<String>) -> Self {
+        self.redirect_domain = Some(domain.into());
+        self
+    }
+
+    /// Whether the account is bound to an Open Platform account, so that `snsapi_userinfo` grants
+    /// carry a `unionid`. Default `true`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().open_platform_bound(false).start().unwrap();
+    /// # drop(emu);
+    /// ```
+    pub fn open_platform_bound(mut self, bound: bool) -> Self {
+        self.open_platform_bound = bound;
+        self
+    }
+
+    /// Binds the port and starts the server on its own thread.
+    ///
+    /// Works from synchronous code and from inside an async runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound or the server thread cannot be started.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let a = Emulator::builder().start()?;
+    /// let b = Emulator::builder().start()?;
+    /// assert_ne!(a.port(), b.port());
+    /// // Binding a port in use fails.
+    /// assert!(Emulator::builder().bind(([127, 0, 0, 1], a.port()).into()).start().is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start(self) -> std::io::Result<Emulator> {
+        server::start(self)
+    }
+}
+
+/// The five emulated endpoints (for faults and the call log).
+///
+/// In JSON: `"authorize"`, `"access_token"`, `"refresh_token"`, `"userinfo"`, `"auth"`.
+///
+/// # Example
+///
+/// ```
+/// use actix_wechat_auth::emulator::Endpoint;
+///
+/// let e: Endpoint = serde_json::from_str(r#""refresh_token""#).unwrap();
+/// assert_eq!(e, Endpoint::RefreshToken);
+/// assert_eq!(serde_json::to_string(&Endpoint::UserInfo).unwrap(), r#""userinfo""#);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `GET /connect/oauth2/authorize` (the authorize page).
+    Authorize,
+    /// `GET /sns/oauth2/access_token` (code exchange).
+    AccessToken,
+    /// `GET /sns/oauth2/refresh_token`.
+    RefreshToken,
+    /// `GET /sns/userinfo`.
+    #[serde(rename = "userinfo", alias = "user_info")]
+    UserInfo,
+    /// `GET /sns/auth` (token check).
+    Auth,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 5] = [
+        Endpoint::Authorize,
+        Endpoint::AccessToken,
+        Endpoint::RefreshToken,
+        Endpoint::UserInfo,
+        Endpoint::Auth,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Authorize => "authorize",
+            Endpoint::AccessToken => "access_token",
+            Endpoint::RefreshToken => "refresh_token",
+            Endpoint::UserInfo => "userinfo",
+            Endpoint::Auth => "auth",
+        }
+    }
+}
+
+/// A failure to inject with [`Emulator::inject_fault`].
+///
+/// In JSON: `"busy"`, `{"http_status":502}`, `"malformed"`, `{"err_code":45009}`,
+/// `{"delay":1500}` (milliseconds), `"stall_body"`.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_wechat_auth::emulator::Fault;
+///
+/// let f: Fault = serde_json::from_str(r#"{"delay":1500}"#).unwrap();
+/// assert!(matches!(f, Fault::Delay(d) if d == Duration::from_millis(1500)));
+/// let f: Fault = serde_json::from_str(r#""busy""#).unwrap();
+/// assert!(matches!(f, Fault::Busy));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// HTTP 200 `{"errcode":-1,"errmsg":"system error"}`.
+    Busy,
+    /// This HTTP status with a small HTML body (like a gateway's error page; empty for 204 and 304).
+    /// A number outside 200–999 counts as 500.
+    HttpStatus(u16),
+    /// HTTP 200 with a body that is not JSON (a truncated HTML page).
+    Malformed,
+    /// HTTP 200 `{"errcode":N,"errmsg":"…"}`.
+    #[serde(alias = "errcode")]
+    ErrCode(i64),
+    /// Wait this long, then answer normally.
+    Delay(#[serde(with = "duration_ms")] Duration),
+    /// Send the headers (with the full `Content-Length`) and the first half of the normal body, then
+    /// stall for 120 s without closing, then drop the connection.
+    StallBody,
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+mod unix_ms {
+    use std::time::{Duration, SystemTime};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(super::state::unix_millis(*t))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let ms = u64::deserialize(d)?;
+        SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_millis(ms))
+            .ok_or_else(|| serde::de::Error::custom("time out of range"))
+    }
+}
+
+/// A WeChat user known to the emulator.
+///
+/// Fields are what `/sns/userinfo` returns. In JSON (`POST /_emulator/users`) every field is
+/// optional.
+///
+/// # Example
+///
+/// ```
+/// use actix_wechat_auth::emulator::EmulatedUser;
+///
+/// let user = EmulatedUser {
+///     country: "中国".into(),
+///     province: "广东".into(),
+///     city: "深圳".into(),
+///     sex: 1,
+///     ..EmulatedUser::new("阿强")
+/// };
+/// assert_eq!(user.nickname, "阿强");
+/// let from_json: EmulatedUser = serde_json::from_str(r#"{"nickname":"小明","snapshot":true}"#).unwrap();
+/// assert!(from_json.snapshot);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmulatedUser {
+    /// The openid; `None` lets [`Emulator::add_user`] generate one.
+    pub openid: Option<String>,
+    /// Any Unicode, emoji included.
+    pub nickname: String,
+    /// 0 unknown (what WeChat answers since late 2021), 1 male, 2 female.
+    pub sex: u8,
+    /// Province (WeChat answers "" since late 2021).
+    pub province: String,
+    /// City (WeChat answers "" since late 2021).
+    pub city: String,
+    /// Country (WeChat answers "" since late 2021).
+    pub country: String,
+    /// Avatar URL, "" when none.
+    pub headimgurl: String,
+    /// Privileges, e.g. `["chinaunicom"]`.
+    pub privilege: Vec<String>,
+    /// The unionid; `None` = one is generated on the first `snsapi_userinfo` grant when the account
+    /// is [bound to an Open Platform account](EmulatorBuilder::open_platform_bound).
+    pub unionid: Option<String>,
+    /// A user in WeChat's snapshot-page mode (快照页): grants are flagged `"is_snapshotuser":1` and
+    /// carry a virtual openid (stable per user, different from the real one) and no unionid; no
+    /// consent page is shown; `/sns/userinfo` answers the anonymous profile "微信用户".
+    pub snapshot: bool,
+}
+
+impl EmulatedUser {
+    /// A user with this nickname and everything else empty (openid generated when added).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::EmulatedUser;
+    ///
+    /// let user = EmulatedUser::new("测试 ✨");
+    /// assert_eq!(user.nickname, "测试 ✨");
+    /// assert!(user.openid.is_none() && !user.snapshot);
+    /// ```
+    pub fn new(nickname: impl Into<String>) -> Self {
+        EmulatedUser {
+            nickname: nickname.into(),
+            ..EmulatedUser::default()
+        }
+    }
+
+    /// Sets the openid.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::EmulatedUser;
+    ///
+    /// let user = EmulatedUser::new("A").with_openid("oAAAA");
+    /// assert_eq!(user.openid.as_deref(), Some("oAAAA"));
+    /// ```
+    pub fn with_openid(mut self, openid: impl Into<String>) -> Self {
+        self.openid = Some(openid.into());
+        self
+    }
+
+    /// Sets the unionid.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::EmulatedUser;
+    ///
+    /// let user = EmulatedUser::new("A").with_unionid("oUNION");
+    /// assert_eq!(user.unionid.as_deref(), Some("oUNION"));
+    /// ```
+    pub fn with_unionid(mut self, unionid: impl Into<String>) -> Self {
+        self.unionid = Some(unionid.into());
+        self
+    }
+
+    /// Sets the avatar URL.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::EmulatedUser;
+    ///
+    /// let user = EmulatedUser::new("A").with_headimgurl("https://example.com/a/132");
+    /// assert_eq!(user.headimgurl, "https://example.com/a/132");
+    /// ```
+    pub fn with_headimgurl(mut self, url: impl Into<String>) -> Self {
+        self.headimgurl = url.into();
+        self
+    }
+
+    /// Makes this a snapshot-mode user (see [`EmulatedUser::snapshot`](#structfield.snapshot)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::EmulatedUser;
+    ///
+    /// assert!(EmulatedUser::new("A").snapshot().snapshot);
+    /// ```
+    pub fn snapshot(mut self) -> Self {
+        self.snapshot = true;
+        self
+    }
+}
+
+/// One logged call of an [`Endpoint`].
+///
+/// In JSON (`GET /_emulator/calls`): `{"endpoint":"access_token","at":1700000000000,"openid":"o…",
+/// "errcode":0,"fault":null}` with `at` in milliseconds since the Unix epoch.
+///
+/// # Example
+///
+/// ```
+/// use actix_wechat_auth::emulator::{Call, Emulator, Endpoint, Fault};
+///
+/// let emu = Emulator::start().unwrap();
+/// emu.inject_fault(Endpoint::Auth, Fault::HttpStatus(502), Some(1));
+/// let url = format!("{}/sns/auth?access_token=x&openid=y", emu.api_base());
+/// actix_web::rt::System::new().block_on(async {
+///     reqwest::get(&url).await.unwrap(); // the faulted call: HTTP 502
+///     reqwest::get(&url).await.unwrap(); // a normal call: errcode 40014 (unknown token)
+/// });
+/// let calls = emu.calls();
+/// assert_eq!(calls[0].errcode, Call::HTTP_STATUS_FAULT);
+/// assert_eq!(calls[0].fault, Some(Fault::HttpStatus(502)));
+/// assert_eq!(calls[1].errcode, 40014);
+/// assert_eq!(calls[1].openid.as_deref(), Some("y"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// Which endpoint was called.
+    pub endpoint: Endpoint,
+    /// When the request arrived.
+    #[serde(with = "unix_ms")]
+    pub at: SystemTime,
+    /// The openid concerned, when known: the user on the authorize page, the openid answered by a
+    /// code exchange or refresh, the `openid` parameter of `userinfo` and `auth`.
+    pub openid: Option<String>,
+    /// 0 on success, the errcode answered (authorize page: the page's error code), `-1` for a
+    /// [`Fault::Busy`], `N` for a [`Fault::ErrCode`], or one of the sentinels
+    /// [`HTTP_STATUS_FAULT`](Self::HTTP_STATUS_FAULT), [`MALFORMED_FAULT`](Self::MALFORMED_FAULT),
+    /// [`STALL_FAULT`](Self::STALL_FAULT). A [`Fault::Delay`] call logs its normal outcome.
+    pub errcode: i64,
+    /// The fault injected into this call, if any.
+    pub fault: Option<Fault>,
+}
+
+impl Call {
+    /// [`Call::errcode`] of a call answered by a [`Fault::HttpStatus`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert_eq!(actix_wechat_auth::emulator::Call::HTTP_STATUS_FAULT, -9001);
+    /// ```
+    pub const HTTP_STATUS_FAULT: i64 = -9001;
+    /// [`Call::errcode`] of a call answered by a [`Fault::Malformed`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert_eq!(actix_wechat_auth::emulator::Call::MALFORMED_FAULT, -9002);
+    /// ```
+    pub const MALFORMED_FAULT: i64 = -9002;
+    /// [`Call::errcode`] of a call answered by a [`Fault::StallBody`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert_eq!(actix_wechat_auth::emulator::Call::STALL_FAULT, -9003);
+    /// ```
+    pub const STALL_FAULT: i64 = -9003;
+}

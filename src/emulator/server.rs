@@ -1,0 +1,174 @@
+//! Starting and stopping the server thread, and the route table.
+
+use std::io;
+use std::net::{IpAddr, TcpListener};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+use super::state::{Config, Shared};
+use super::{authorize, control, sns, Emulator, EmulatorBuilder};
+
+/// How long `Drop` waits for the server thread to finish.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+/// How long idle keep-alive connections stay open.
+const KEEP_ALIVE: Duration = Duration::from_secs(75);
+
+pub(crate) fn start(builder: EmulatorBuilder) -> io::Result<Emulator> {
+    let listener = TcpListener::bind(builder.bind)?;
+    let local = listener.local_addr()?;
+    let port = local.port();
+    let api_host = match local.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let api_base = format!("http://{api_host}:{port}");
+    let open_base = format!("http://{}:{port}", builder.host_name);
+    let config = Config {
+        appid: builder.appid,
+        secret: builder.secret,
+        open_base,
+        auto_approve: builder.auto_approve,
+        access_token_ttl: builder.access_token_ttl,
+        refresh_token_ttl: builder.refresh_token_ttl,
+        code_ttl: builder.code_ttl,
+        rotate_refresh_token: builder.rotate_refresh_token,
+        redirect_domain: builder.redirect_domain,
+        open_platform_bound: builder.open_platform_bound,
+    };
+    let shared = Arc::new(Shared::new(config));
+    let workers = builder.workers.max(1);
+
+    let (tx, rx) = mpsc::sync_channel::<io::Result<ServerHandle>>(1);
+    let for_server = Arc::clone(&shared);
+    let thread = thread::Builder::new()
+        .name(format!("wechat-emulator-{port}"))
+        .spawn(move || run(listener, for_server, workers, tx))?;
+    let server = match rx.recv() {
+        Ok(Ok(handle)) => handle,
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(io::Error::other("the emulator's server thread exited"));
+        }
+    };
+    log::info!(
+        "wechat emulator listening on {local} (open base {}, api base {api_base})",
+        shared.config.open_base
+    );
+    Ok(Emulator {
+        shared,
+        server,
+        thread: Some(thread),
+        port,
+        api_base,
+    })
+}
+
+/// The server thread: its own actix system running the `HttpServer` until stopped.
+fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    workers: usize,
+    tx: mpsc::SyncSender<io::Result<ServerHandle>>,
+) {
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let data = web::Data::from(Arc::clone(&shared));
+        let counter = Arc::clone(&shared);
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(1)
+            // Longer than client pools keep idle connections (awc: 15 s), so that the client closes
+            // first and never reuses a connection the server is closing.
+            .keep_alive(KEEP_ALIVE)
+            .on_connect(move |_, _| counter.connection_accepted())
+            .listen(listener);
+        let server = match server {
+            Ok(server) => server.run(),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if tx.send(Ok(server.handle())).is_err() {
+            return;
+        }
+        if let Err(e) = server.await {
+            log::error!("wechat emulator: server error: {e}");
+        }
+    });
+}
+
+/// Stops the server at once and waits (bounded) for its thread.
+pub(crate) fn stop(server: &ServerHandle, thread: Option<JoinHandle<()>>) {
+    // `stop` sends the command immediately; the returned future only waits for completion.
+    drop(server.stop(false));
+    let Some(thread) = thread else { return };
+    let deadline = Instant::now() + STOP_WAIT;
+    while !thread.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(2));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+    } else {
+        log::warn!("wechat emulator: the server thread did not stop within {STOP_WAIT:?}");
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/connect/oauth2/authorize").route(web::get().to(authorize::authorize)),
+    )
+    .service(
+        web::resource("/connect/oauth2/authorize/confirm")
+            .route(web::get().to(authorize::confirm))
+            .route(web::post().to(authorize::confirm)),
+    )
+    .service(web::resource("/sns/oauth2/access_token").route(web::get().to(sns::access_token)))
+    .service(web::resource("/sns/oauth2/refresh_token").route(web::get().to(sns::refresh_token)))
+    .service(web::resource("/sns/userinfo").route(web::get().to(sns::userinfo)))
+    .service(web::resource("/sns/auth").route(web::get().to(sns::auth)))
+    .service(web::resource("/_emulator/login").route(web::get().to(authorize::login)))
+    .service(web::resource("/_emulator/avatar/{n}/{size}").route(web::get().to(authorize::avatar)))
+    .service(
+        web::resource("/_emulator/users")
+            .route(web::get().to(control::list_users))
+            .route(web::post().to(control::add_user)),
+    )
+    .service(
+        web::resource("/_emulator/expire-access-tokens")
+            .route(web::post().to(control::expire_access_tokens)),
+    )
+    .service(
+        web::resource("/_emulator/expire-refresh-tokens")
+            .route(web::post().to(control::expire_refresh_tokens)),
+    )
+    .service(
+        web::resource("/_emulator/faults")
+            .route(web::post().to(control::inject_fault))
+            .route(web::delete().to(control::clear_faults)),
+    )
+    .service(
+        web::resource("/_emulator/calls")
+            .route(web::get().to(control::calls))
+            .route(web::delete().to(control::reset_calls)),
+    )
+    .service(web::resource("/_emulator/stats").route(web::get().to(control::stats)))
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("not found (WeChat emulator)")
+}
