@@ -6,7 +6,7 @@ use actix_web::{
     http::header::{self, CacheDirective},
     HttpResponse, ResponseError as _,
 };
-use log::{info, warn};
+use log::{debug, info, warn};
 use serde::Deserialize;
 
 use crate::{
@@ -51,12 +51,13 @@ async fn sign_in(
     req: &ServiceRequest,
 ) -> Result<HttpResponse, Error> {
     let page = |kind| Error::new(kind, Format::Html);
+    let home = format!("{}/", config.inner.mount_path);
     let query: CallbackQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| page(ErrorKind::BadCallback("unreadable or repeated parameters")))?;
     let state = query
         .state
         .filter(|s| is_state(s))
-        .ok_or_else(|| page(ErrorKind::InvalidState))?;
+        .ok_or_else(|| page(ErrorKind::InvalidState).with_link(home.clone()))?;
 
     let session = req.get_session();
     let store = AuthSession(&session);
@@ -68,11 +69,11 @@ async fn sign_in(
         StateMatch::Fresh(pending) => pending,
         // A double callback or a reload after this browser already signed in: no second
         // exchange, just go on.
-        StateMatch::AlreadyUsed(pending) if signed_in_for(&store, pending.scope) => {
+        StateMatch::AlreadyUsed(pending) if signed_in_for(config, &store, pending.scope) => {
             return Ok(back_to(config, &pending.return_to));
         }
         StateMatch::AlreadyUsed(_) | StateMatch::Unknown => {
-            return Err(page(ErrorKind::InvalidState))
+            return Err(page(ErrorKind::InvalidState).with_link(home))
         }
     };
     let start_again = format!("{}{}", config.inner.mount_path, pending.return_to);
@@ -91,7 +92,7 @@ async fn sign_in(
         }
         Err(kind) => return Err(page(kind).with_link(start_again)),
     };
-    if tokens.is_snapshotuser == 1 {
+    if tokens.is_snapshotuser != 0 {
         // The openid is virtual: signing it in would create a phantom user.
         return Err(page(ErrorKind::SnapshotUser));
     }
@@ -111,11 +112,12 @@ async fn sign_in(
         None
     };
 
-    let user = SignedIn::new(tokens, profile, now);
+    let user = SignedIn::new(&config.inner.appid, tokens, profile, now);
     // A new session id after sign-in: a session id planted before it (fixation) is worthless.
     session.renew();
     store.set_signed_in(&user).map_err(page)?;
-    info!("WeChat sign-in: openid {} ({})", user.openid, user.scope);
+    info!("WeChat sign-in completed ({})", user.scope);
+    debug!("WeChat sign-in of openid {}", user.openid);
     if !granted.satisfies(pending.scope) {
         // Redirecting would ask again and loop; say what happened instead.
         return Err(page(ErrorKind::WeChat {
@@ -135,7 +137,7 @@ fn stale_code(
     code: ErrCode,
     start_again: String,
 ) -> Result<HttpResponse, Error> {
-    if signed_in_for(&AuthSession(session), pending.scope) {
+    if signed_in_for(config, &AuthSession(session), pending.scope) {
         return Ok(back_to(config, &pending.return_to));
     }
     if pending.restarts == 0 {
@@ -152,9 +154,9 @@ fn stale_code(
     Err(Error::new(ErrorKind::CodeRejected(code), Format::Html).with_link(start_again))
 }
 
-fn signed_in_for(store: &AuthSession<'_>, scope: Scope) -> bool {
+fn signed_in_for(config: &WeChatConfig, store: &AuthSession<'_>, scope: Scope) -> bool {
     store
-        .signed_in()
+        .signed_in(&config.inner.appid)
         .is_some_and(|user| user.scope.satisfies(scope))
 }
 

@@ -120,6 +120,10 @@ pub(crate) struct WeChatClient {
 impl WeChatClient {
     pub(crate) fn new(config: &WeChatConfig) -> Self {
         let inner = &config.inner;
+        // awc builds its TLS config with rustls' process-wide provider, which rustls cannot pick
+        // by itself when another crate of the app also enables aws-lc-rs. Choosing ring here is a
+        // no-op when a provider is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let connector = awc::Connector::new()
             .timeout(inner.connect_timeout)
             .handshake_timeout(inner.connect_timeout)
@@ -215,7 +219,7 @@ impl WeChatClient {
                         inner.max_attempts
                     );
                     sleep(backoff).await;
-                    backoff *= 2;
+                    backoff = backoff.saturating_mul(2);
                     attempt += 1;
                 }
                 Err(failure) => {

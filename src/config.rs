@@ -75,7 +75,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// The callback path does not start with `/` or holds characters that are not allowed.
-    #[error("callback_path must start with '/' and hold no query, fragment or whitespace")]
+    #[error("callback_path must start with '/' and hold only visible ASCII, no query or fragment")]
     InvalidCallbackPath,
     /// A duration or count that must be positive is zero.
     #[error("{0} must be greater than zero")]
@@ -88,7 +88,8 @@ type RequestPredicate = Arc<dyn Fn(&ServiceRequest) -> bool + Send + Sync>;
 /// redirect, and JSON instead of HTML error pages.
 #[derive(Clone)]
 enum ApiDetection {
-    /// `Accept` prefers JSON, or `X-Requested-With: XMLHttpRequest`, or a configured prefix.
+    /// `Accept` prefers JSON, `X-Requested-With: XMLHttpRequest`, a `Sec-Fetch-Mode` other than
+    /// `navigate` (fetch, XHR, subresources), or a configured prefix.
     Default { prefixes: Vec<String> },
     /// A predicate of the user's.
     Custom(RequestPredicate),
@@ -223,17 +224,21 @@ impl WeChatConfig {
             ApiDetection::Custom(predicate) => predicate(req),
             ApiDetection::Default { prefixes } => {
                 prefixes.iter().any(|p| req.path().starts_with(p.as_str()))
-                    || is_xhr(req.headers())
+                    || is_xhr_or_fetch(req.headers())
                     || prefers_json(req)
             }
         }
     }
 }
 
-fn is_xhr(headers: &header::HeaderMap) -> bool {
+/// A script's request rather than a navigation: it cannot follow a redirect to WeChat.
+fn is_xhr_or_fetch(headers: &header::HeaderMap) -> bool {
     headers
         .get("x-requested-with")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"))
+        || headers
+            .get("sec-fetch-mode")
+            .is_some_and(|v| v.as_bytes() != b"navigate" && v.as_bytes() != b"nested-navigate")
 }
 
 /// `Accept` ranks a JSON type above HTML (and above `*/*`, which `fetch` sends by default).
@@ -484,7 +489,7 @@ impl WeChatConfigBuilder {
         if !cb.starts_with('/')
             || cb.starts_with("//")
             || cb.contains(['?', '#', '\\'])
-            || cb.chars().any(|c| c.is_whitespace() || c.is_control())
+            || !cb.bytes().all(|b| b.is_ascii_graphic())
         {
             return Err(ConfigError::InvalidCallbackPath);
         }
@@ -617,7 +622,14 @@ mod tests {
                 ..
             })
         ));
-        for bad in ["callback", "//evil.com/cb", "/cb?x=1", "/c b", "/cb#x"] {
+        for bad in [
+            "callback",
+            "//evil.com/cb",
+            "/cb?x=1",
+            "/c b",
+            "/cb#x",
+            "/回调",
+        ] {
             assert_eq!(
                 builder().callback_path(bad).build().err(),
                 Some(ConfigError::InvalidCallbackPath),

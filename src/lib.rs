@@ -46,6 +46,9 @@
 //! worst case is 2,330 bytes of session JSON, a 3,263-byte encrypted cookie
 //! (`tests/wiring.rs::worst_case_session_cookie_fits_the_browser_limit`).
 //!
+//! With actix-session's cookie store the tokens travel in the cookie: keep its content security
+//! `Private` (the default, encrypted). `Signed` would let the browser read the 30-day refresh token.
+//!
 //! # Behind a reverse proxy
 //! `redirect_uri` is [`WeChatConfigBuilder::public_url`] plus the callback path and is never built
 //! from the request's `Host` header, so a proxy or TLS terminator in front changes nothing: set
@@ -75,5 +78,6 @@ pub use error::{Error, ErrorKind};
 pub use extractor::WeChatUser;
 pub use middleware::{WeChatAuth, WeChatAuthMiddleware};
 pub use return_to::same_origin_path;
+pub use session::sign_out;
 pub use tokens::{AccessToken, AppSecret, CsrfState, RefreshToken, Scope};
 pub use wire::{ErrCode, Profile};

@@ -11,6 +11,7 @@ use actix_session::SessionExt as _;
 use actix_web::{
     body::{EitherBody, MessageBody},
     dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform},
+    http::Method,
     HttpMessage as _, HttpResponse, ResponseError as _,
 };
 use futures_util::future::LocalBoxFuture;
@@ -101,7 +102,9 @@ impl WeChatAuth {
 
     /// An instance of the same configuration requiring `scope`: wrap the parts of an app that
     /// need more (or less) than the rest. A `snsapi_base` session that reaches a
-    /// `snsapi_userinfo` route is sent to authorize again.
+    /// `snsapi_userinfo` route is sent to authorize again. The callback path is answered by
+    /// whichever instance sees it, so one must cover it (an App-level
+    /// [`optional`](Self::optional) instance does).
     ///
     /// ```
     /// use actix_web::{web, App};
@@ -111,7 +114,9 @@ impl WeChatAuth {
     /// );
     /// let app = App::new()
     ///     .service(web::scope("/quick").wrap(wechat.require(Scope::Base)))
-    ///     .service(web::scope("/profile").wrap(wechat.require(Scope::UserInfo)));
+    ///     .service(web::scope("/profile").wrap(wechat.require(Scope::UserInfo)))
+    ///     // Some instance must see the callback path: here the App-level one.
+    ///     .wrap(wechat.optional());
     /// # Ok::<(), actix_wechat_auth::ConfigError>(())
     /// ```
     pub fn require(&self, scope: Scope) -> Self {
@@ -208,8 +213,8 @@ where
         Box::pin(async move {
             let config = &guard.shared.config;
 
-            // 1. Paths the app keeps public.
-            if config.is_excluded(&req) {
+            // 1. Paths the app keeps public, and CORS preflights (they never carry cookies).
+            if req.method() == Method::OPTIONS || config.is_excluded(&req) {
                 return forward(&service, req).await;
             }
             let format = if config.is_api_request(&req) {
@@ -294,10 +299,10 @@ impl Guard {
     async fn current_user(&self, req: &ServiceRequest) -> Result<Option<SignedIn>, ErrorKind> {
         let session = req.get_session();
         let store = AuthSession(&session);
-        let Some(mut user) = store.signed_in() else {
+        let inner = &self.shared.config.inner;
+        let Some(mut user) = store.signed_in(&inner.appid) else {
             return Ok(None);
         };
-        let inner = &self.shared.config.inner;
         let now = unix_now();
         let still_usable = match user.token_status(now, inner.refresh_margin, inner.check_interval)
         {
@@ -355,6 +360,16 @@ impl Guard {
                     );
                     return Ok(Some(user));
                 }
+                Err(ErrorKind::WeChat { code, errmsg }) if !code.means_busy() => {
+                    // WeChat refuses this refresh token for good (e.g. 40001): keeping the
+                    // session would answer every request with the same error. Sign in afresh.
+                    warn!(
+                        "refresh for {} refused ({code}: {errmsg}); signing out",
+                        user.openid
+                    );
+                    store.sign_out();
+                    return Ok(None);
+                }
                 Err(kind) => return Err(kind),
             }
         }
@@ -395,6 +410,9 @@ impl Guard {
     }
 }
 
+/// Calls the app. (Handler errors reach us as responses: actix's routing converts them. Only an
+/// inner middleware's `Err` passes through, and with it actix-session drops this request's writes;
+/// the request after it then refreshes again.)
 async fn forward<S, B>(
     service: &Rc<S>,
     req: ServiceRequest,

@@ -25,6 +25,8 @@ use crate::{
 };
 
 const GRACE: Duration = Duration::from_secs(120);
+/// Old entries are swept at most this often, so a refresh does not scan every user's entry.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 type Outcome = Result<Arc<TokenResponse>, ErrorKind>;
 
@@ -33,11 +35,26 @@ struct Flight {
     outcome: Arc<OnceCell<Outcome>>,
 }
 
+impl Flight {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            outcome: Arc::default(),
+        }
+    }
+}
+
 /// Refreshes in flight or just done, keyed by the refresh token and the access token it replaces.
 /// Shared by every worker.
 #[derive(Default, Clone)]
 pub(crate) struct RefreshFlights {
-    flights: Arc<Mutex<HashMap<(RefreshToken, AccessToken), Flight>>>,
+    flights: Arc<Mutex<Flights>>,
+}
+
+#[derive(Default)]
+struct Flights {
+    by_tokens: HashMap<(RefreshToken, AccessToken), Flight>,
+    swept: Option<Instant>,
 }
 
 impl RefreshFlights {
@@ -50,14 +67,20 @@ impl RefreshFlights {
         let key = (token.clone(), replacing.clone());
         let outcome = {
             let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            flights.retain(|_, f| f.started.elapsed() < GRACE);
+            if flights.swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+                flights.by_tokens.retain(|_, f| f.started.elapsed() < GRACE);
+                flights.swept = Some(Instant::now());
+            }
             Arc::clone(
                 &flights
+                    .by_tokens
                     .entry(key.clone())
-                    .or_insert_with(|| Flight {
-                        started: Instant::now(),
-                        outcome: Arc::default(),
+                    .and_modify(|f| {
+                        if f.started.elapsed() >= GRACE {
+                            *f = Flight::new();
+                        }
                     })
+                    .or_insert_with(Flight::new)
                     .outcome,
             )
         };
@@ -68,10 +91,11 @@ impl RefreshFlights {
         if result.is_err() {
             let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
             if flights
+                .by_tokens
                 .get(&key)
                 .is_some_and(|f| Arc::ptr_eq(&f.outcome, &outcome))
             {
-                flights.remove(&key);
+                flights.by_tokens.remove(&key);
             }
         }
         result

@@ -39,6 +39,10 @@ pub(crate) fn unix_now() -> u64 {
 /// A signed-in user, as stored in the session.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct SignedIn {
+    /// The Official Account it was granted for: a sign-in of another appid (two configurations,
+    /// or a move from the test account to the real one) is not this one's.
+    #[serde(rename = "i")]
+    pub(crate) appid: String,
     #[serde(rename = "o")]
     pub(crate) openid: String,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
@@ -68,13 +72,19 @@ pub(crate) enum TokenStatus {
 }
 
 impl SignedIn {
-    pub(crate) fn new(tokens: TokenResponse, profile: Option<Profile>, now: u64) -> Self {
+    pub(crate) fn new(
+        appid: &str,
+        tokens: TokenResponse,
+        profile: Option<Profile>,
+        now: u64,
+    ) -> Self {
         let scope = Scope::from_granted(&tokens.scope);
         let unionid = tokens
             .unionid
             .or_else(|| profile.as_ref().and_then(|p| p.unionid.clone()))
             .filter(|u| !u.is_empty());
         Self {
+            appid: appid.to_owned(),
             openid: tokens.openid,
             unionid,
             scope,
@@ -164,11 +174,11 @@ pub(crate) enum StateMatch {
 pub(crate) struct AuthSession<'a>(pub(crate) &'a Session);
 
 impl AuthSession<'_> {
-    /// The signed-in user. Unreadable data (an older format, tampering that passed the cookie's
-    /// MAC) is dropped, so the user is simply anonymous.
-    pub(crate) fn signed_in(&self) -> Option<SignedIn> {
+    /// The user signed in to `appid`. Unreadable data (an older format, tampering that passed
+    /// the cookie's MAC) is dropped, so the user is simply anonymous.
+    pub(crate) fn signed_in(&self, appid: &str) -> Option<SignedIn> {
         match self.0.get::<SignedIn>(SIGNED_IN_KEY) {
-            Ok(user) => user,
+            Ok(user) => user.filter(|u| u.appid == appid),
             Err(e) => {
                 warn!("dropping unreadable WeChat sign-in from the session: {e}");
                 self.0.remove(SIGNED_IN_KEY);
@@ -186,7 +196,26 @@ impl AuthSession<'_> {
     pub(crate) fn sign_out(&self) {
         self.0.remove(SIGNED_IN_KEY);
     }
+}
 
+/// Signs the user out: removes this crate's sign-in from the session, leaving the app's own
+/// session data alone. (`session.purge()` ends the whole session instead.)
+///
+/// ```
+/// use actix_session::Session;
+/// use actix_web::HttpResponse;
+///
+/// async fn logout(session: Session) -> HttpResponse {
+///     actix_wechat_auth::sign_out(&session);
+///     HttpResponse::Ok().body("signed out")
+/// }
+/// ```
+pub fn sign_out(session: &Session) {
+    AuthSession(session).sign_out();
+    session.remove(PENDING_KEY);
+}
+
+impl AuthSession<'_> {
     fn pending(&self) -> Vec<PendingSignIn> {
         self.0
             .get::<Vec<PendingSignIn>>(PENDING_KEY)
@@ -266,7 +295,7 @@ mod tests {
 
     #[test]
     fn token_status_follows_expiry_margin_and_interval() {
-        let user = SignedIn::new(tokens(7200), None, 1_000);
+        let user = SignedIn::new("wx1", tokens(7200), None, 1_000);
         let (margin, interval) = (Duration::from_secs(300), Duration::from_secs(60));
         assert_eq!(
             user.token_status(1_000, margin, interval),
@@ -302,7 +331,7 @@ mod tests {
             unionid: Some("u".into()),
             ..Profile::default()
         };
-        let user = SignedIn::new(tokens(7200), Some(profile), 0);
+        let user = SignedIn::new("wx1", tokens(7200), Some(profile), 0);
         let p = user.profile.unwrap();
         assert!(p.nickname.len() <= MAX_NICKNAME && p.nickname.starts_with('😀'));
         assert!(p.headimgurl.is_empty());

@@ -185,6 +185,17 @@ impl CsrfState {
 impl fmt::Debug for CsrfState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A pending state is a live CSRF token: show only enough to correlate log lines.
-        write!(f, "CsrfState({}…)", &self.0[..self.0.len().min(4)])
+        write!(f, "CsrfState({}…)", self.0.get(..4).unwrap_or(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_foreign_state_does_not_panic() {
+        let state: CsrfState = serde_json::from_str("\"é€x\"").unwrap();
+        assert_eq!(format!("{state:?}"), "CsrfState(…)");
     }
 }

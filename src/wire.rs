@@ -254,8 +254,14 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<Result<T, ParseError>,
 }
 
 fn malformed(e: serde_json::Error) -> ParseError {
-    // serde_json's messages name a position and a type, never the input's content.
-    ParseError::Malformed(e.to_string())
+    // serde_json's own messages can quote the input (`invalid type: string "…"`), which may hold
+    // a token: keep only the category and the position.
+    ParseError::Malformed(format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    ))
 }
 
 /// Escapes the raw control bytes found inside JSON strings; `None` when there are none.

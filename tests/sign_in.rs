@@ -129,6 +129,8 @@ async fn api_requests_get_401_json_never_a_redirect() {
             vec![("accept", "application/json;q=0.9, text/html;q=0.1")],
         ),
         ("/info", vec![("x-requested-with", "XMLHttpRequest")]),
+        // fetch() sends Accept: */* but says what it is.
+        ("/info", vec![("accept", "*/*"), ("sec-fetch-mode", "cors")]),
     ] {
         let hop = browser.get_with(&s.url(path), &headers).await;
         assert_eq!(hop.status, StatusCode::UNAUTHORIZED, "{path} {headers:?}");
@@ -192,6 +194,15 @@ async fn excluded_paths_pass_untouched() {
     // error, not a redirect.
     let hop = browser.get(&s.url("/static/app.js")).await;
     assert_eq!(hop.status, StatusCode::INTERNAL_SERVER_ERROR);
+    // CORS preflights never carry cookies: never challenged.
+    let preflight = browser
+        .client
+        .request(reqwest::Method::OPTIONS, s.url("/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(preflight.status(), StatusCode::FOUND);
+    assert!(preflight.headers().get("set-cookie").is_none());
     // Not excluded: redirect.
     assert_eq!(
         browser.get(&s.url("/other")).await.status,

@@ -281,7 +281,6 @@ async fn upstream_faults_on_a_required_refresh_have_their_own_status() {
         (Fault::Malformed, 502, "upstream_invalid"),
         (Fault::HttpStatus(500), 502, "upstream_invalid"),
         (Fault::HttpStatus(302), 502, "upstream_invalid"),
-        (Fault::ErrCode(40013), 502, "wechat_error"),
     ] {
         s.emulator
             .inject_fault(Endpoint::RefreshToken, fault.clone(), None);
@@ -296,6 +295,16 @@ async fn upstream_faults_on_a_required_refresh_have_their_own_status() {
     }
     // The session survived every fault.
     assert_eq!(browser.get(&s.url("/base")).await.status, StatusCode::OK);
+
+    // WeChat refusing the refresh token for good (not busy): signed out, not stuck on errors.
+    sleep(Duration::from_millis(1100)).await;
+    s.emulator
+        .inject_fault(Endpoint::RefreshToken, Fault::ErrCode(40001), Some(1));
+    let hop = browser
+        .get_with(&s.url("/base"), &[("accept", "application/json")])
+        .await;
+    assert_eq!(hop.status, StatusCode::UNAUTHORIZED, "{}", hop.body);
+    assert!(browser.session(&s.app.base).get("wx").is_none());
 }
 
 #[actix_web::test]
