@@ -81,3 +81,19 @@ pub use return_to::same_origin_path;
 pub use session::sign_out;
 pub use tokens::{AccessToken, AppSecret, CsrfState, RefreshToken, Scope};
 pub use wire::{ErrCode, Profile};
+
+/// Entry points for the fuzz targets and property tests. Not part of the API: no stability
+/// promise.
+#[doc(hidden)]
+pub mod __private {
+    use crate::wire::{parse, Acknowledgement, Profile, TokenResponse};
+
+    /// Parses `body` as each kind of WeChat answer; `true` for each that parsed.
+    pub fn parse_answers(body: &[u8]) -> [bool; 3] {
+        [
+            parse::<TokenResponse>(body).is_ok(),
+            parse::<Profile>(body).is_ok(),
+            parse::<Acknowledgement>(body).is_ok(),
+        ]
+    }
+}
