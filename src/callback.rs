@@ -161,12 +161,14 @@ fn signed_in_for(config: &WeChatConfig, store: &AuthSession<'_>, scope: Scope) -
 }
 
 /// 303 to the return-to. `Referrer-Policy` keeps the callback URL (and its code) out of the
-/// `Referer` of whatever loads next.
+/// `Referer` of whatever loads next. The empty fragment matters: a browser carries the authorize
+/// URL's `#wechat_redirect` through every redirect whose `Location` has none, and a hash-routed
+/// page would land on it.
 fn back_to(config: &WeChatConfig, return_to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((
             header::LOCATION,
-            format!("{}{return_to}", config.inner.mount_path),
+            format!("{}{return_to}#", config.inner.mount_path),
         ))
         .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))

@@ -333,11 +333,15 @@ async fn flow(browser: &Client, emu: &Emulator, site: &Site) {
     shots.take(browser, "06-escaped-nickname").await;
 }
 
-/// The page's URL without its fragment. After a silent sign-in the browser shows
-/// `…#wechat_redirect`: a redirect without a fragment keeps the one of the URL it came from (the
-/// authorize URL's), as in WeChat's own webview.
+/// The page's URL, without its (empty) fragment. A redirect without a fragment keeps the one of
+/// the URL it came from, so without the callback's explicit empty fragment the page would show
+/// the authorize URL's `#wechat_redirect`.
 async fn page_url(browser: &Client) -> String {
     let mut url = browser.current_url().await.expect("the current URL");
+    assert!(
+        url.fragment().is_none_or(str::is_empty),
+        "a fragment followed the browser to {url}"
+    );
     url.set_fragment(None);
     url.into()
 }
@@ -946,7 +950,7 @@ async fn sign_in_over_http(http: &reqwest::Client, site: &str) -> String {
     );
     let res = http.get(&callback).send().await.unwrap();
     assert_eq!(res.status(), 303, "the callback");
-    assert_eq!(location(&res), "/");
+    assert_eq!(location(&res), "/#");
     let res = http.get(format!("{site}/")).send().await.unwrap();
     assert_eq!(res.status(), 200, "the H5 page");
     res.text().await.unwrap()
