@@ -231,6 +231,16 @@ impl WeChatConfig {
     }
 }
 
+/// The answer format for a request when no configuration is at hand (the extractor without the
+/// middleware, the session store guard): JSON for scripts, HTML for pages.
+pub(crate) fn guess_format(req: &impl actix_web::HttpMessage) -> crate::error::Format {
+    if is_xhr_or_fetch(req.headers()) || prefers_json(req) {
+        crate::error::Format::Json
+    } else {
+        crate::error::Format::Html
+    }
+}
+
 /// A script's request rather than a navigation: it cannot follow a redirect to WeChat.
 fn is_xhr_or_fetch(headers: &header::HeaderMap) -> bool {
     headers

@@ -62,6 +62,9 @@ pub enum ErrorKind {
     /// The session could not be read or written.
     #[error("session error: {0}")]
     Session(String),
+    /// The session store (Redis) cannot be reached: see [`session_store_guard`](crate::session_store_guard).
+    #[error("the session store is unavailable")]
+    SessionStoreUnavailable,
     /// The app is wired wrongly (wrap order, extractor without the middleware).
     #[error("misconfigured: {0}")]
     Misconfigured(&'static str),
@@ -82,7 +85,9 @@ impl ErrorKind {
                 ..
             } => StatusCode::FORBIDDEN,
             ErrorKind::WeChat { .. } | ErrorKind::UpstreamInvalid(_) => StatusCode::BAD_GATEWAY,
-            ErrorKind::UpstreamUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::UpstreamUnreachable(_) | ErrorKind::SessionStoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Session(_) | ErrorKind::Misconfigured(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -104,6 +109,7 @@ impl ErrorKind {
             ErrorKind::UpstreamUnreachable(_) => "upstream_unavailable",
             ErrorKind::UpstreamInvalid(_) => "upstream_invalid",
             ErrorKind::Session(_) => "session_error",
+            ErrorKind::SessionStoreUnavailable => "session_unavailable",
             ErrorKind::Misconfigured(_) => "misconfigured",
         }
     }
@@ -137,6 +143,9 @@ impl ErrorKind {
             }
             ErrorKind::Session(_) | ErrorKind::Misconfigured(_) => {
                 "Sign-in is not available because of a server error."
+            }
+            ErrorKind::SessionStoreUnavailable => {
+                "Sign-in is briefly unavailable. Please try again in a moment."
             }
         }
     }

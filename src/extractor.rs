@@ -6,7 +6,7 @@ use actix_web::{dev::Payload, FromRequest, HttpMessage as _, HttpRequest};
 use log::error;
 
 use crate::{
-    config::prefers_json,
+    config::guess_format,
     error::{Error, ErrorKind, Format},
     session::SignedIn,
     tokens::{AccessToken, Scope},
@@ -114,11 +114,7 @@ impl FromRequest for WeChatUser {
                      wrap the App, scope or resource with WeChatAuth",
                     req.path()
                 );
-                let format = if prefers_json(req) {
-                    Format::Json
-                } else {
-                    Format::Html
-                };
+                let format = guess_format(req);
                 Err(Error::new(
                     ErrorKind::Misconfigured("WeChatUser used on a route without WeChatAuth"),
                     format,

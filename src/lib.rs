@@ -63,10 +63,13 @@ mod client;
 mod config;
 mod error;
 mod extractor;
+#[cfg(feature = "redis")]
+mod fleet;
 mod middleware;
 mod refresh;
 mod return_to;
 mod session;
+mod store_guard;
 mod tokens;
 mod wire;
 
@@ -79,6 +82,12 @@ pub use extractor::WeChatUser;
 pub use middleware::{WeChatAuth, WeChatAuthMiddleware};
 pub use return_to::same_origin_path;
 pub use session::sign_out;
+pub use store_guard::session_store_guard;
+
+/// The Redis pool crate used by [`WeChatAuth::share_refreshes`] and actix-session's pooled Redis
+/// store, re-exported so that the versions match.
+#[cfg(feature = "redis")]
+pub use deadpool_redis;
 pub use tokens::{AccessToken, AppSecret, CsrfState, RefreshToken, Scope};
 pub use wire::{ErrCode, Profile};
 

@@ -150,6 +150,33 @@ impl WeChatAuth {
         }
     }
 
+    /// Shares token refreshes with every other instance of the app through Redis: when requests
+    /// of one user with an expired token reach several instances at once, WeChat sees one
+    /// refresh. Call it right after [`new`](Self::new); instances made from the result with
+    /// [`require`](Self::require) and [`optional`](Self::optional) share it too. When Redis cannot
+    /// be used, each instance refreshes on its own (logged as a warning).
+    ///
+    /// ```no_run
+    /// use actix_wechat_auth::{deadpool_redis, WeChatAuth, WeChatConfig};
+    /// let config = WeChatConfig::builder("wx1234", "secret").public_url("https://h5.example.com").build()?;
+    /// let pool = deadpool_redis::Config::from_url("redis://127.0.0.1:6379")
+    ///     .create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+    /// let wechat = WeChatAuth::new(config).share_refreshes(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn share_refreshes(self, pool: deadpool_redis::Pool) -> Self {
+        let config = self.shared.config.clone();
+        let fleet = crate::fleet::FleetRefresh::new(pool, &config);
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                flights: RefreshFlights::shared_with(fleet),
+            }),
+            requirement: self.requirement,
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &WeChatConfig {
         &self.shared.config

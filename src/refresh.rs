@@ -49,6 +49,9 @@ impl Flight {
 #[derive(Default, Clone)]
 pub(crate) struct RefreshFlights {
     flights: Arc<Mutex<Flights>>,
+    /// Other instances of the app to share refreshes with.
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::FleetRefresh>,
 }
 
 #[derive(Default)]
@@ -58,6 +61,14 @@ struct Flights {
 }
 
 impl RefreshFlights {
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared_with(fleet: crate::fleet::FleetRefresh) -> Self {
+        Self {
+            fleet: Some(fleet),
+            ..Self::default()
+        }
+    }
+
     pub(crate) async fn refresh(
         &self,
         client: &WeChatClient,
@@ -85,7 +96,7 @@ impl RefreshFlights {
             )
         };
         let result = outcome
-            .get_or_init(|| async { client.refresh(token).await.map(Arc::new) })
+            .get_or_init(|| async { self.upstream(client, token, replacing).await.map(Arc::new) })
             .await
             .clone();
         if result.is_err() {
@@ -99,5 +110,19 @@ impl RefreshFlights {
             }
         }
         result
+    }
+
+    async fn upstream(
+        &self,
+        client: &WeChatClient,
+        token: &RefreshToken,
+        replacing: &AccessToken,
+    ) -> Result<TokenResponse, ErrorKind> {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.fleet {
+            return fleet.refresh(client, token, replacing).await;
+        }
+        let _ = replacing;
+        client.refresh(token).await
     }
 }

@@ -142,8 +142,9 @@ impl fmt::Display for ErrCode {
     }
 }
 
-/// The answer of `/sns/oauth2/access_token` and `/sns/oauth2/refresh_token`.
-#[derive(Debug, Clone, Deserialize)]
+/// The answer of `/sns/oauth2/access_token` and `/sns/oauth2/refresh_token`. (`Serialize` so that
+/// a refresh can be shared between instances.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TokenResponse {
     pub(crate) access_token: AccessToken,
     pub(crate) expires_in: u64,

@@ -1,0 +1,413 @@
+//! Scale-out: two app instances sharing sessions and refreshes through a real `redis-server`
+//! (started here on a free loopback port with its own directory), the emulator as WeChat, and a
+//! browser alternating between the instances.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use actix_session::{storage::RedisSessionStore, Session, SessionMiddleware};
+use actix_web::{
+    cookie::{Key, SameSite},
+    dev::ServerHandle,
+    middleware::from_fn,
+    web, App, HttpResponse, HttpServer,
+};
+use actix_wechat_auth::{
+    deadpool_redis::{self, Pool, PoolConfig, Runtime, Timeouts},
+    emulator::{Emulator, Endpoint, Fault},
+    session_store_guard, Scope, WeChatAuth, WeChatConfig, WeChatUser,
+};
+use common::{capture_logs, free_base, logs, sign_in, Browser};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A `redis-server` of the test's own; stopped and its directory removed when dropped.
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("wechat-auth-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Redis {
+            port,
+            dir,
+            child: None,
+        };
+        redis.run();
+        redis
+    }
+
+    /// (Re)starts the server on the same port and directory; the append-only file keeps the data.
+    fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args(["--loglevel", "warning"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.command("PING") != "+PONG" {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Every key in Redis (a RESP array of bulk strings, read off whole).
+    fn keys(&self) -> Vec<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(b"KEYS *\r\n").unwrap();
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        reply
+            .lines()
+            .skip(1)
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// One inline command, its first reply line ("" when unreachable).
+    fn command(&self, line: &str) -> String {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        if stream.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pool(redis: &Redis) -> Pool {
+    let timeout = Some(Duration::from_millis(500));
+    let mut config = deadpool_redis::Config::from_url(redis.url());
+    config.pool = Some(PoolConfig {
+        max_size: 16,
+        timeouts: Timeouts {
+            wait: timeout,
+            create: timeout,
+            recycle: timeout,
+        },
+        ..PoolConfig::default()
+    });
+    config.create_pool(Some(Runtime::Tokio1)).unwrap()
+}
+
+struct Instance {
+    base: String,
+    handle: ServerHandle,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+async fn show(user: WeChatUser) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "openid": user.openid(),
+        "access_token": user.access_token().secret(),
+    }))
+}
+
+/// One app instance: Redis sessions, refreshes shared through Redis, the store guard outside.
+fn instance(listener: TcpListener, config: WeChatConfig, redis: &Redis, key: Key) -> Instance {
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let pool = pool(redis);
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let store = RedisSessionStore::new_pooled(pool.clone()).await.unwrap();
+            let wechat = WeChatAuth::new(config).share_refreshes(pool);
+            let server = HttpServer::new(move || {
+                App::new()
+                    .service(
+                        web::resource("/info")
+                            .wrap(wechat.require(Scope::UserInfo))
+                            .get(show),
+                    )
+                    .service(
+                        web::resource("/api/me")
+                            .wrap(wechat.require(Scope::UserInfo))
+                            .get(show),
+                    )
+                    .route(
+                        "/logout",
+                        web::get().to(|s: Session| async move {
+                            s.purge();
+                            HttpResponse::Ok().body("signed out")
+                        }),
+                    )
+                    .wrap(wechat.optional())
+                    .wrap(
+                        SessionMiddleware::builder(store.clone(), key.clone())
+                            .cookie_secure(false)
+                            .cookie_same_site(SameSite::Lax)
+                            .build(),
+                    )
+                    .wrap(from_fn(session_store_guard))
+            })
+            .workers(2)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+            tx.send(server.handle()).unwrap();
+            server.await.unwrap();
+        });
+    });
+    Instance {
+        base,
+        handle: rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+    }
+}
+
+/// Redis, the emulator, and two instances behind one public URL (instance A's, standing for the
+/// load balancer).
+struct Fleet {
+    redis: Redis,
+    emulator: Emulator,
+    a: Instance,
+    b: Instance,
+}
+
+impl Fleet {
+    fn start(
+        tweak: impl Fn(actix_wechat_auth::WeChatConfigBuilder) -> actix_wechat_auth::WeChatConfigBuilder,
+    ) -> Fleet {
+        capture_logs();
+        let redis = Redis::start();
+        let emulator = Emulator::builder().auto_approve(true).start().unwrap();
+        let key = Key::generate();
+        let (listener_a, base_a) = free_base();
+        let (listener_b, _) = free_base();
+        let config = tweak(common::config(&emulator, &base_a)).build().unwrap();
+        let a = instance(listener_a, config.clone(), &redis, key.clone());
+        let b = instance(listener_b, config, &redis, key);
+        Fleet {
+            redis,
+            emulator,
+            a,
+            b,
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_session_follows_the_user_across_instances() {
+    let f = Fleet::start(|c| c);
+    let browser = Browser::new();
+    let me = sign_in(&browser, &format!("{}/info", f.a.base))
+        .await
+        .json();
+    // The cookie is per host, not per port: the same browser, now on B.
+    let on_b = browser.get(&format!("{}/api/me", f.b.base)).await;
+    assert_eq!(on_b.status, StatusCode::OK);
+    assert_eq!(on_b.json()["openid"], me["openid"]);
+    // Logout on B signs the user out on A too.
+    browser.get(&format!("{}/logout", f.b.base)).await;
+    assert_eq!(
+        browser.get(&format!("{}/api/me", f.a.base)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[actix_web::test]
+async fn the_callback_may_land_on_another_instance_than_the_one_that_issued_the_state() {
+    let f = Fleet::start(|c| c);
+    let browser = Browser::new();
+    // B issues the state (in Redis); the public redirect_uri brings the callback to A.
+    let hop = browser.get(&format!("{}/info", f.b.base)).await;
+    assert_eq!(hop.status, StatusCode::FOUND);
+    let before = f.redis.keys();
+    assert_eq!(
+        before.len(),
+        1,
+        "one session holding the pending state: {before:?}"
+    );
+    let hops = browser.navigate(hop.location.as_deref().unwrap()).await;
+    let callback = hops
+        .iter()
+        .find(|h| h.url.contains("/wechat/callback"))
+        .unwrap();
+    assert!(callback.url.starts_with(&f.a.base), "{}", callback.url);
+    assert_eq!(hops.last().unwrap().status, StatusCode::OK);
+    assert_eq!(
+        browser.get(&format!("{}/api/me", f.b.base)).await.status,
+        StatusCode::OK
+    );
+    // Session fixation: the session key changed at sign-in, and the old one is gone from Redis.
+    let after = f.redis.keys();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "the session id was renewed");
+    assert_eq!(f.emulator.call_count(Endpoint::AccessToken), 1);
+}
+
+#[actix_web::test]
+async fn one_refresh_across_the_fleet() {
+    let f = Fleet::start(|c| c.check_interval(Duration::ZERO));
+    let browser = Browser::new();
+    sign_in(&browser, &format!("{}/info", f.a.base)).await;
+    f.emulator.expire_access_tokens();
+    // A slow refresh, so that every request arrives while it is in flight.
+    f.emulator.inject_fault(
+        Endpoint::RefreshToken,
+        Fault::Delay(Duration::from_millis(300)),
+        Some(1),
+    );
+    let urls: Vec<String> = (0..100)
+        .map(|i| format!("{}/api/me", if i % 2 == 0 { &f.a.base } else { &f.b.base }))
+        .collect();
+    let hops = futures_util::future::join_all(urls.iter().map(|u| browser.get(u))).await;
+    let mut tokens = std::collections::HashSet::new();
+    for hop in &hops {
+        assert_eq!(hop.status, StatusCode::OK, "{}", hop.body);
+        tokens.insert(hop.json()["access_token"].as_str().unwrap().to_owned());
+    }
+    let refreshes = f.emulator.call_count(Endpoint::RefreshToken);
+    println!("100 concurrent requests over 2 instances: {refreshes} refresh call(s) upstream");
+    assert_eq!(refreshes, 1);
+    assert_eq!(tokens.len(), 1, "every request got the one new token");
+}
+
+#[actix_web::test]
+async fn redis_outage_is_a_clear_503_and_service_resumes_when_it_is_back() {
+    let mut f = Fleet::start(|c| c);
+    let browser = Browser::new();
+    let me = sign_in(&browser, &format!("{}/info", f.a.base))
+        .await
+        .json();
+    f.redis.stop();
+
+    let started = Instant::now();
+    // The guard runs before any configuration is at hand: it goes by what a browser's fetch sends.
+    let api = browser
+        .get_with(
+            &format!("{}/api/me", f.a.base),
+            &[("sec-fetch-mode", "cors")],
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE, "{}", api.body);
+    assert_eq!(api.json()["error"], "session_unavailable");
+    let page = browser
+        .get_with(&format!("{}/info", f.b.base), &[("accept", "text/html")])
+        .await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.body.contains("unavailable"), "{}", page.body);
+    // Bounded by the pool's 500 ms timeouts, with a wide margin for a loaded machine.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(logs()
+        .iter()
+        .any(|l| l.starts_with("ERROR") && l.contains("session store unavailable")));
+
+    // Redis back (its append-only file kept the sessions): the same session goes on, no restart.
+    f.redis.run();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hop = browser.get(&format!("{}/api/me", f.a.base)).await;
+        if hop.status == StatusCode::OK {
+            assert_eq!(hop.json()["openid"], me["openid"]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not back: {} {}",
+            hop.status,
+            hop.body
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        browser.get(&format!("{}/api/me", f.b.base)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn dropped_redis_connections_are_recovered_transparently() {
+    let f = Fleet::start(|c| c);
+    let browser = Browser::new();
+    sign_in(&browser, &format!("{}/info", f.a.base)).await;
+    for round in 0..3 {
+        let killed = f.redis.command("CLIENT KILL TYPE normal SKIPME yes");
+        assert!(killed.starts_with(':'), "{killed}");
+        for base in [&f.a.base, &f.b.base] {
+            let hop = browser.get(&format!("{base}/api/me")).await;
+            assert_eq!(
+                hop.status,
+                StatusCode::OK,
+                "round {round} on {base}: {}",
+                hop.body
+            );
+        }
+    }
+}
