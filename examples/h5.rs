@@ -23,7 +23,7 @@
 //! | `WECHAT_API_BASE` | sns API host, default `https://api.weixin.qq.com` |
 //! | `WECHAT_CHECK_INTERVAL` | seconds between `/sns/auth` checks of a signed-in token; `0` = every request; unset = the crate's default (300) |
 //! | `SESSION_KEY` | the cookie key: 128 hex digits (64 bytes); default a random key per start, so restarting signs everyone out |
-//! | `REDIS_URL` | sessions in Redis: not built yet, so setting it is an error (the site refuses to start) |
+//! | `REDIS_URL` | sessions in Redis (e.g. `redis://127.0.0.1:6379`), shared by every instance, and token refreshes shared through it; unset: sessions in the encrypted cookie |
 //! | `RUST_LOG` | `env_logger` filter, default `info` |
 //!
 //! # Routes
@@ -37,20 +37,30 @@
 //! | `GET /logout` | clears the session and says so (public, `200`), with a link back to `/` |
 //! | `GET /wechat/callback` | the OAuth callback, answered by the middleware |
 //!
-//! The session lives in an encrypted cookie (actix-session's cookie store), `SameSite=Lax`: the
-//! WeChat callback is a cross-site navigation, and `Strict` would withhold the cookie holding the
-//! sign-in `state`.
+//! The session lives in an encrypted cookie (actix-session's cookie store), or in Redis when
+//! `REDIS_URL` is set (then run as many instances as you like behind a load balancer, with one
+//! `SESSION_KEY`). Its cookie is `SameSite=Lax`: the WeChat callback is a cross-site navigation,
+//! and `Strict` would withhold the cookie holding the sign-in `state`.
 
 use std::{env, net::TcpListener, process::ExitCode, time::Duration};
 
-use actix_session::{storage::CookieSessionStore, Session, SessionMiddleware};
+use actix_session::{
+    storage::{
+        CookieSessionStore, LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore,
+        UpdateError,
+    },
+    Session, SessionMiddleware,
+};
 use actix_web::{
-    cookie::{Key, SameSite},
+    cookie::{time::Duration as CookieDuration, Key, SameSite},
     http::header,
-    middleware::{DefaultHeaders, Logger},
+    middleware::{from_fn, DefaultHeaders, Logger},
     web, App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer,
 };
-use actix_wechat_auth::{emulator::Emulator, Profile, Scope, WeChatAuth, WeChatConfig, WeChatUser};
+use actix_wechat_auth::{
+    deadpool_redis, emulator::Emulator, session_store_guard, Profile, Scope, WeChatAuth,
+    WeChatConfig, WeChatUser,
+};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use log::{error, info, warn};
 
@@ -138,13 +148,7 @@ fn session_key() -> Result<Key, String> {
 }
 
 fn run() -> Result<(), String> {
-    if var("REDIS_URL").is_some() {
-        return Err(
-            "REDIS_URL is set, but Redis session support is not built yet: unset it \
-                    to keep sessions in the encrypted cookie"
-                .to_owned(),
-        );
-    }
+    let redis = var("REDIS_URL").map(|url| redis_pool(&url)).transpose()?;
     let check_interval = var("WECHAT_CHECK_INTERVAL")
         .map(|v| {
             v.trim()
@@ -193,7 +197,10 @@ fn run() -> Result<(), String> {
     let config = builder
         .build()
         .map_err(|e| format!("invalid WeChat configuration: {e}"))?;
-    let wechat = WeChatAuth::new(config);
+    let wechat = match &redis {
+        Some((pool, _)) => WeChatAuth::new(config).share_refreshes(pool.clone()),
+        None => WeChatAuth::new(config),
+    };
 
     let open = format!("{}/", public_url.trim_end_matches('/'));
     println!("WeChat H5 sample listening on http://{local}");
@@ -212,12 +219,25 @@ fn run() -> Result<(), String> {
             upstream.appid
         ),
     }
+    match &redis {
+        Some((_, shown)) => println!("Sessions: Redis at {shown}"),
+        None => println!("Sessions: in the encrypted cookie"),
+    }
     println!("Open {open} in a browser");
 
     let site = web::Data::new(Site {
         emulated: upstream.emulator.is_some(),
     });
     let served = actix_web::rt::System::new().block_on(async move {
+        let store = match redis {
+            // The pool connects lazily: the site starts, and recovers, while Redis is down.
+            Some((pool, _)) => Some(
+                RedisSessionStore::new_pooled(pool)
+                    .await
+                    .map_err(|e| std::io::Error::other(format!("Redis session store: {e}")))?,
+            ),
+            None => None,
+        };
         HttpServer::new(move || {
             App::new()
                 .app_data(site.clone())
@@ -241,7 +261,7 @@ fn run() -> Result<(), String> {
                 // Answers /wechat/callback, and keeps a signed-in user's token fresh everywhere.
                 .wrap(wechat.optional())
                 .wrap(
-                    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                    SessionMiddleware::builder(Store::new(store.as_ref()), key.clone())
                         .cookie_secure(https)
                         .cookie_same_site(SameSite::Lax)
                         .build(),
@@ -251,6 +271,8 @@ fn run() -> Result<(), String> {
                         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                         .add((header::X_FRAME_OPTIONS, "DENY")),
                 )
+                // A Redis outage answers 503 with a log line, not actix-session's bare 500.
+                .wrap(from_fn(session_store_guard))
                 // %U is the path without the query: the callback's code stays out of the log.
                 .wrap(
                     Logger::new("%s %{method}xi %U %Dms")
@@ -264,6 +286,92 @@ fn run() -> Result<(), String> {
     // The emulator stops only now, after the server.
     drop(upstream);
     served.map_err(|e| format!("server error: {e}"))
+}
+
+/// A pool for `REDIS_URL`, with bounded waits so that a Redis outage cannot hold requests, and
+/// the URL as it may be printed (no password).
+fn redis_pool(url: &str) -> Result<(deadpool_redis::Pool, String), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("REDIS_URL is not a URL: {e}"))?;
+    let shown = format!(
+        "{}://{}:{}",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or("?"),
+        parsed.port().unwrap_or(6379)
+    );
+    let timeout = Some(Duration::from_secs(1));
+    let mut config = deadpool_redis::Config::from_url(url);
+    config.pool = Some(deadpool_redis::PoolConfig {
+        max_size: 32,
+        timeouts: deadpool_redis::Timeouts {
+            wait: timeout,
+            create: timeout,
+            recycle: timeout,
+        },
+        ..deadpool_redis::PoolConfig::default()
+    });
+    let pool = config
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .map_err(|e| format!("REDIS_URL: {e}"))?;
+    Ok((pool, shown))
+}
+
+/// The session store: the encrypted cookie, or Redis when `REDIS_URL` is set.
+enum Store {
+    Cookie(CookieSessionStore),
+    Redis(RedisSessionStore),
+}
+
+impl Store {
+    fn new(redis: Option<&RedisSessionStore>) -> Self {
+        match redis {
+            Some(redis) => Store::Redis(redis.clone()),
+            None => Store::Cookie(CookieSessionStore::default()),
+        }
+    }
+}
+
+type State = std::collections::HashMap<String, String>;
+
+impl SessionStore for Store {
+    async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
+        match self {
+            Store::Cookie(s) => s.load(key).await,
+            Store::Redis(s) => s.load(key).await,
+        }
+    }
+
+    async fn save(&self, state: State, ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
+        match self {
+            Store::Cookie(s) => s.save(state, ttl).await,
+            Store::Redis(s) => s.save(state, ttl).await,
+        }
+    }
+
+    async fn update(
+        &self,
+        key: SessionKey,
+        state: State,
+        ttl: &CookieDuration,
+    ) -> Result<SessionKey, UpdateError> {
+        match self {
+            Store::Cookie(s) => s.update(key, state, ttl).await,
+            Store::Redis(s) => s.update(key, state, ttl).await,
+        }
+    }
+
+    async fn update_ttl(&self, key: &SessionKey, ttl: &CookieDuration) -> anyhow::Result<()> {
+        match self {
+            Store::Cookie(s) => s.update_ttl(key, ttl).await,
+            Store::Redis(s) => s.update_ttl(key, ttl).await,
+        }
+    }
+
+    async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
+        match self {
+            Store::Cookie(s) => s.delete(key).await,
+            Store::Redis(s) => s.delete(key).await,
+        }
+    }
 }
 
 /// What the pages need to know about the site.

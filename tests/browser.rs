@@ -31,6 +31,8 @@ use std::{
 };
 
 use actix_wechat_auth::emulator::{EmulatedUser, Emulator, Endpoint};
+
+mod common;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt as _;
 use serde_json::{json, Value};
@@ -714,11 +716,55 @@ async fn session_key_keeps_sessions_across_restarts() {
     assert_eq!(me(third.url.clone()).await.status(), 401);
 }
 
+/// `REDIS_URL`: two sites share one Redis and one `SESSION_KEY`, so a sign-in on one is a sign-in
+/// on the other, and so is a sign-out.
+#[actix_web::test]
+async fn h5_with_redis_url_shares_sessions_between_instances() {
+    let redis = common::redis_server::Redis::start();
+    let emu = Emulator::builder()
+        .host_name("localhost")
+        .start()
+        .expect("start the WeChat emulator");
+    let key: String = (0..64)
+        .map(|i| format!("{:02x}", (i * 7 + 3) % 256))
+        .collect();
+    let vars = vec![
+        ("WECHAT_APPID", emu.appid().to_owned()),
+        ("WECHAT_SECRET", emu.secret().to_owned()),
+        ("WECHAT_OPEN_BASE", emu.open_base()),
+        ("WECHAT_API_BASE", emu.api_base()),
+        ("SESSION_KEY", key),
+        ("REDIS_URL", redis.url()),
+    ];
+    let a = Site::start("redis-a", &vars);
+    let b = Site::start("redis-b", &vars);
+    assert!(
+        a.log_text().contains("Sessions: Redis at"),
+        "{}",
+        a.log_text()
+    );
+    let http = http_client();
+    sign_in_over_http(&http, &a.url).await;
+    let me = |site: &str| http.get(format!("{site}/api/me")).send();
+    let on_a: Value = me(&a.url).await.unwrap().json().await.unwrap();
+    let on_b = me(&b.url).await.unwrap();
+    assert_eq!(
+        on_b.status(),
+        200,
+        "the session is in Redis, not in one process"
+    );
+    let on_b: Value = on_b.json().await.unwrap();
+    assert_eq!(on_a["openid"], on_b["openid"]);
+    // Signing out on B ends the session on A as well.
+    http.get(format!("{}/logout", b.url)).send().await.unwrap();
+    assert_eq!(me(&a.url).await.unwrap().status(), 401);
+}
+
 /// Settings the example refuses, loudly and with a non-zero exit.
 #[test]
 fn h5_refuses_bad_settings() {
     for (vars, expected) in [
-        (vec![("REDIS_URL", "redis://127.0.0.1:6379")], "Redis"),
+        (vec![("REDIS_URL", "not a url")], "REDIS_URL"),
         (vec![("SESSION_KEY", "abcd")], "SESSION_KEY"),
         (vec![("SESSION_KEY", &*"zz".repeat(64))], "SESSION_KEY"),
         (

@@ -2,6 +2,8 @@
 //! carry cookies like a browser.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod redis_server;
+
 use std::{
     net::TcpListener,
     sync::{Arc, Mutex, OnceLock},
