@@ -40,8 +40,8 @@ use crate::{
 pub struct WeChatUser(Rc<SignedIn>);
 
 impl WeChatUser {
-    pub(crate) fn new(user: SignedIn) -> Self {
-        Self(Rc::new(user))
+    pub(crate) fn new(user: Rc<SignedIn>) -> Self {
+        Self(user)
     }
 
     /// The user's openid for this Official Account.
@@ -91,7 +91,8 @@ pub(crate) struct AuthContext {
     pub(crate) owner: usize,
     /// The user (`None`: anonymous), or why the token upkeep failed.
     pub(crate) outcome: Result<Option<WeChatUser>, ErrorKind>,
-    pub(crate) format: Format,
+    /// How to answer when there is no user to hand over (decided only then).
+    pub(crate) format: Option<Format>,
 }
 
 impl FromRequest for WeChatUser {
@@ -105,8 +106,14 @@ impl FromRequest for WeChatUser {
                 outcome, format, ..
             }) => match outcome {
                 Ok(Some(user)) => Ok(user.clone()),
-                Ok(None) => Err(Error::new(ErrorKind::SignInRequired, *format)),
-                Err(kind) => Err(Error::new(kind.clone(), *format)),
+                Ok(None) => Err(Error::new(
+                    ErrorKind::SignInRequired,
+                    format.unwrap_or_else(|| guess_format(req)),
+                )),
+                Err(kind) => Err(Error::new(
+                    kind.clone(),
+                    format.unwrap_or_else(|| guess_format(req)),
+                )),
             },
             None => {
                 error!(

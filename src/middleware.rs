@@ -24,7 +24,7 @@ use crate::{
     error::{Error, ErrorKind, Format},
     extractor::{AuthContext, WeChatUser},
     refresh::RefreshFlights,
-    session::{unix_now, AuthSession, SignedIn, TokenStatus},
+    session::{unix_now, AuthSession, Lookup, ParsedSignIns, SignedIn, TokenStatus},
     tokens::Scope,
 };
 
@@ -203,6 +203,7 @@ where
                 shared: Arc::clone(&self.shared),
                 requirement: self.requirement,
                 session_layer: Cell::new(None),
+                parsed: ParsedSignIns::default(),
             }),
         }))
     }
@@ -221,6 +222,7 @@ struct Guard {
     requirement: Requirement,
     /// Whether actix-session's middleware runs before this one; found on the first request.
     session_layer: Cell<Option<bool>>,
+    parsed: ParsedSignIns,
 }
 
 impl<S, B> Service<ServiceRequest> for WeChatAuthMiddleware<S>
@@ -244,17 +246,21 @@ where
             if req.method() == Method::OPTIONS || config.is_excluded(&req) {
                 return forward(&service, req).await;
             }
-            let format = if config.is_api_request(&req) {
-                Format::Json
-            } else {
-                Format::Html
+            // How to answer, decided only when the middleware answers itself: on a signed-in
+            // request it is never needed.
+            let format = |req: &ServiceRequest| {
+                if config.is_api_request(req) {
+                    Format::Json
+                } else {
+                    Format::Html
+                }
             };
 
             // 2. Without the session there is nothing to do but say so.
             if !guard.session_layer_present(&req) {
                 let err = Error::new(
                     ErrorKind::Misconfigured("SessionMiddleware must wrap outside WeChatAuth"),
-                    format,
+                    format(&req),
                 );
                 return Ok(respond(req, err.error_response()));
             }
@@ -273,6 +279,7 @@ where
                         .current_user(&req)
                         .await
                         .map(|u| u.map(WeChatUser::new));
+                    let format = (!matches!(outcome, Ok(Some(_)))).then(|| format(&req));
                     req.extensions_mut().insert(AuthContext {
                         owner: guard.owner(),
                         outcome: outcome.clone(),
@@ -287,7 +294,10 @@ where
                     warn!("WeChat token upkeep failed on an optional route: {kind}");
                     None
                 }
-                Err(kind) => return Ok(respond(req, Error::new(kind, format).error_response())),
+                Err(kind) => {
+                    let err = Error::new(kind, format(&req));
+                    return Ok(respond(req, err.error_response()));
+                }
             };
 
             // 5. Enough for this route, or off to sign in.
@@ -295,6 +305,7 @@ where
                 Requirement::Scope(needed)
                     if !user.is_some_and(|u| u.scope().satisfies(needed)) =>
                 {
+                    let format = format(&req);
                     let return_to = authorize::return_to_of(config, &req, format);
                     let res =
                         authorize::start(config, &req.get_session(), needed, return_to, 0, format);
@@ -323,17 +334,30 @@ impl Guard {
 
     /// The signed-in user, after whatever upkeep the token needs: nothing, a `/sns/auth` check,
     /// or a refresh. `Ok(None)` when anonymous or when the sign-in ran out.
-    async fn current_user(&self, req: &ServiceRequest) -> Result<Option<SignedIn>, ErrorKind> {
+    async fn current_user(&self, req: &ServiceRequest) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
         let session = req.get_session();
         let store = AuthSession(&session);
         let inner = &self.shared.config.inner;
+        let now = unix_now();
+        let status =
+            |user: &SignedIn| user.token_status(now, inner.refresh_margin, inner.check_interval);
+        let stored = match self.parsed.lookup(&session) {
+            Lookup::Absent => return Ok(None),
+            Lookup::Known(user) if status(&user) == TokenStatus::Fresh => return Ok(Some(user)),
+            Lookup::Known(_) => None,
+            Lookup::Unknown(stored) => Some(stored),
+        };
         let Some(mut user) = store.signed_in(&inner.appid) else {
             return Ok(None);
         };
-        let now = unix_now();
-        let still_usable = match user.token_status(now, inner.refresh_margin, inner.check_interval)
-        {
-            TokenStatus::Fresh => return Ok(Some(user)),
+        let still_usable = match status(&user) {
+            TokenStatus::Fresh => {
+                let user = Rc::new(user);
+                if let Some(stored) = stored {
+                    self.parsed.remember(stored, Rc::clone(&user));
+                }
+                return Ok(Some(user));
+            }
             TokenStatus::CheckDue => {
                 match self.client.check(&user.access_token, &user.openid).await {
                     Ok(()) => {
@@ -385,7 +409,7 @@ impl Guard {
                         "early refresh for {} failed, using the current token: {kind}",
                         user.openid
                     );
-                    return Ok(Some(user));
+                    return Ok(Some(Rc::new(user)));
                 }
                 Err(ErrorKind::WeChat { code, errmsg }) if !code.means_busy() => {
                     // WeChat refuses this refresh token for good (e.g. 40001): keeping the
@@ -401,7 +425,7 @@ impl Guard {
             }
         }
         store.set_signed_in(&user)?;
-        Ok(Some(user))
+        Ok(Some(Rc::new(user)))
     }
 
     /// Whether actix-session's `SessionMiddleware` ran before this middleware.

@@ -5,7 +5,12 @@
 //! worst case (capped nickname and avatar URL, unionid, 4 privileges, 3 pending sign-ins with
 //! long return-tos) is measured by `tests/wiring.rs` and stated in the crate docs.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    rc::Rc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use actix_session::Session;
 use log::warn;
@@ -61,6 +66,48 @@ pub(crate) struct SignedIn {
     pub(crate) checked_at: u64,
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub(crate) profile: Option<Profile>,
+}
+
+/// Sign-ins this worker already parsed, keyed by their stored JSON exactly as the session holds it
+/// (already authenticated by actix-session). Parsing that JSON was most of what the middleware
+/// added to a signed-in request (BENCHMARKS.md); a page's requests carry the same stored form until
+/// a check or refresh rewrites it. Only fresh sign-ins are remembered, and the token's status is
+/// still judged on every request.
+#[derive(Default)]
+pub(crate) struct ParsedSignIns(RefCell<HashMap<String, Rc<SignedIn>>>);
+
+/// What [`ParsedSignIns::lookup`] found.
+pub(crate) enum Lookup {
+    /// The session holds no sign-in.
+    Absent,
+    /// Parsed before.
+    Known(Rc<SignedIn>),
+    /// Not seen yet: its stored form, to remember it by once parsed.
+    Unknown(String),
+}
+
+impl ParsedSignIns {
+    /// Bounds the memory: about 2 KB an entry.
+    const MAX: usize = 1024;
+
+    pub(crate) fn lookup(&self, session: &Session) -> Lookup {
+        let entries = session.entries();
+        let Some(stored) = entries.get(SIGNED_IN_KEY) else {
+            return Lookup::Absent;
+        };
+        match self.0.borrow().get(stored.as_str()) {
+            Some(user) => Lookup::Known(Rc::clone(user)),
+            None => Lookup::Unknown(stored.clone()),
+        }
+    }
+
+    pub(crate) fn remember(&self, stored: String, user: Rc<SignedIn>) {
+        let mut memo = self.0.borrow_mut();
+        if memo.len() >= Self::MAX {
+            memo.clear();
+        }
+        memo.insert(stored, user);
+    }
 }
 
 /// What a signed-in session's token needs on this request.
