@@ -32,7 +32,7 @@ pub(crate) async fn handle(
     client: &WeChatClient,
     req: &ServiceRequest,
 ) -> HttpResponse {
-    match sign_in(config, client, req).await {
+    let mut res = match sign_in(config, client, req).await {
         Ok(res) => res,
         Err(err) => {
             if err.kind().status().is_server_error() {
@@ -42,7 +42,14 @@ pub(crate) async fn handle(
             }
             err.error_response()
         }
-    }
+    };
+    // Whatever the answer (a restart to WeChat too), the callback URL and its code stay out of
+    // the `Referer` of what loads next.
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    res
 }
 
 async fn sign_in(
@@ -171,7 +178,6 @@ fn back_to(config: &WeChatConfig, return_to: &str) -> HttpResponse {
             format!("{}{return_to}#", config.inner.mount_path),
         ))
         .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .finish()
 }
 

@@ -15,7 +15,7 @@ use actix_web::{
     HttpMessage as _, HttpResponse, ResponseError as _,
 };
 use futures_util::future::LocalBoxFuture;
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 
 use crate::{
     authorize, callback,
@@ -370,8 +370,7 @@ impl Guard {
                     Err(kind) => {
                         // A flaky upstream must not sign everyone out: serve, check again later.
                         warn!(
-                            "token check for {} failed, keeping the session: {kind}",
-                            user.openid
+                            "token check for a signed-in user failed, keeping the session: {kind}"
                         );
                         user.checked_at = now;
                         None
@@ -380,6 +379,8 @@ impl Guard {
             }
             TokenStatus::RefreshDue { expired } => Some(!expired),
         };
+        // Openids are personal data: named at debug level only.
+        debug!("token upkeep for {}: {still_usable:?}", user.openid);
         if let Some(still_usable) = still_usable {
             let refreshed = self
                 .shared
@@ -389,35 +390,23 @@ impl Guard {
             match refreshed {
                 Ok(tokens) if tokens.openid == user.openid => user.apply_refresh(&tokens, now),
                 Ok(_) => {
-                    error!(
-                        "a refresh for {} answered another openid; signing out",
-                        user.openid
-                    );
+                    error!("a refresh answered for another openid; signing the user out");
                     store.sign_out();
                     return Ok(None);
                 }
                 Err(ErrorKind::WeChat { code, .. }) if code.means_reauthorize() => {
-                    info!(
-                        "refresh token of {} is over ({code}); signing out",
-                        user.openid
-                    );
+                    info!("refresh token of a signed-in user is over ({code}); signing out");
                     store.sign_out();
                     return Ok(None);
                 }
                 Err(kind) if still_usable => {
-                    warn!(
-                        "early refresh for {} failed, using the current token: {kind}",
-                        user.openid
-                    );
+                    warn!("early refresh failed, using the current token: {kind}");
                     return Ok(Some(Rc::new(user)));
                 }
                 Err(ErrorKind::WeChat { code, errmsg }) if !code.means_busy() => {
                     // WeChat refuses this refresh token for good (e.g. 40001): keeping the
                     // session would answer every request with the same error. Sign in afresh.
-                    warn!(
-                        "refresh for {} refused ({code}: {errmsg}); signing out",
-                        user.openid
-                    );
+                    warn!("refresh refused ({code}: {errmsg}); signing the user out");
                     store.sign_out();
                     return Ok(None);
                 }
