@@ -970,18 +970,7 @@ fn tampered_or_foreign_session_cookies_are_anonymous() {
 
 // An app whose session key the test knows, to send content that passed the MAC.
 
-struct KeyedApp {
-    base: String,
-    handle: ServerHandle,
-}
-
-impl Drop for KeyedApp {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
-}
-
-fn start_keyed_app(emulator: &Emulator, key: Key) -> KeyedApp {
+fn start_keyed_app(emulator: &Emulator, key: Key) -> common::Server {
     let (listener, base): (TcpListener, String) = common::free_base();
     let config = common::config(emulator, &base).build().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -1017,7 +1006,7 @@ fn start_keyed_app(emulator: &Emulator, key: Key) -> KeyedApp {
         });
     });
     let handle = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    KeyedApp { base, handle }
+    common::Server { base, handle }
 }
 
 /// Session content as it could look in the store: the crate's own keys with any JSON, well-typed

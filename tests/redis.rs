@@ -14,7 +14,6 @@ use std::{
 use actix_session::{storage::RedisSessionStore, Session, SessionMiddleware};
 use actix_web::{
     cookie::{Key, SameSite},
-    dev::ServerHandle,
     middleware::from_fn,
     web, App, HttpResponse, HttpServer,
 };
@@ -23,7 +22,7 @@ use actix_wechat_auth::{
     emulator::{Emulator, Endpoint, Fault},
     session_store_guard, Scope, WeChatAuth, WeChatConfig, WeChatUser,
 };
-use common::{capture_logs, free_base, logs, redis_server::Redis, sign_in, Browser};
+use common::{capture_logs, free_base, logs, redis_server::Redis, sign_in, Browser, Server};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -42,17 +41,6 @@ fn pool(redis: &Redis) -> Pool {
     config.create_pool(Some(Runtime::Tokio1)).unwrap()
 }
 
-struct Instance {
-    base: String,
-    handle: ServerHandle,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
-}
-
 async fn show(user: WeChatUser) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "openid": user.openid(),
@@ -61,7 +49,7 @@ async fn show(user: WeChatUser) -> HttpResponse {
 }
 
 /// One app instance: Redis sessions, refreshes shared through Redis, the store guard outside.
-fn instance(listener: TcpListener, config: WeChatConfig, redis: &Redis, key: Key) -> Instance {
+fn instance(listener: TcpListener, config: WeChatConfig, redis: &Redis, key: Key) -> Server {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let pool = pool(redis);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -106,7 +94,7 @@ fn instance(listener: TcpListener, config: WeChatConfig, redis: &Redis, key: Key
             server.await.unwrap();
         });
     });
-    Instance {
+    Server {
         base,
         handle: rx.recv_timeout(Duration::from_secs(10)).unwrap(),
     }
@@ -117,8 +105,8 @@ fn instance(listener: TcpListener, config: WeChatConfig, redis: &Redis, key: Key
 struct Fleet {
     redis: Redis,
     emulator: Emulator,
-    a: Instance,
-    b: Instance,
+    a: Server,
+    b: Server,
 }
 
 impl Fleet {

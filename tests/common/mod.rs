@@ -61,7 +61,7 @@ pub fn logs() -> Vec<String> {
 /// A server running on its own thread and actix system; stopped when dropped.
 pub struct Server {
     pub base: String,
-    handle: ServerHandle,
+    pub handle: ServerHandle,
 }
 
 impl Drop for Server {
