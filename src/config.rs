@@ -516,6 +516,14 @@ impl WeChatConfigBuilder {
         let public = parse_base_url("public_url", self.public_url.as_deref())?;
         let open_base = parse_base_url("open_base", Some(&self.open_base))?;
         let api_base = parse_base_url("api_base", Some(&self.api_base))?;
+        if api_base.scheme() == "http" && !is_loopback(&api_base) {
+            // Allowed for emulators and proxies on a private network, but the appsecret and the
+            // tokens would travel in clear.
+            log::warn!(
+                "api_base {} is plain http: the appsecret and tokens travel unencrypted",
+                api_base.origin().ascii_serialization()
+            );
+        }
 
         let public_origin = public.origin().ascii_serialization();
         let mount_path = public.path().trim_end_matches('/').to_owned();
@@ -554,6 +562,15 @@ impl WeChatConfigBuilder {
                 exclude_if: self.exclude_if,
             }),
         })
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -668,6 +685,16 @@ mod tests {
             config.redirect_uri(),
             "http://127.0.0.1:8080/wechat/callback"
         );
+    }
+
+    #[test]
+    fn loopback_is_told_apart() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(is_loopback(&url("http://127.0.0.1:9000")));
+        assert!(is_loopback(&url("http://localhost:9000")));
+        assert!(is_loopback(&url("http://[::1]:9000")));
+        assert!(!is_loopback(&url("http://api.weixin.qq.com")));
+        assert!(!is_loopback(&url("http://10.0.0.5")));
     }
 
     #[test]
