@@ -1,7 +1,6 @@
-//! Starting a sign-in: a fresh `state` recorded in the session, then a 302 to WeChat's authorize
-//! page for pages, or a 401 JSON carrying that URL for API calls.
+//! Starting a sign-in: a `state` recorded in a pending sign-in cookie, then a 302 to WeChat's
+//! authorize page for pages, or a 401 JSON carrying that URL for API calls.
 
-use actix_session::Session;
 use actix_web::{
     dev::ServiceRequest,
     http::header::{self, CacheDirective},
@@ -12,9 +11,9 @@ use url::Url;
 use crate::{
     config::WeChatConfig,
     error::{Error, ErrorKind, Format},
+    pending::PendingCookies,
     return_to,
-    session::{unix_now, AuthSession, PendingSignIn},
-    tokens::{CsrfState, Scope},
+    tokens::Scope,
 };
 
 /// Where a challenged request should come back to: the page itself, or for an API call the page
@@ -37,29 +36,18 @@ fn referring_page(config: &WeChatConfig, req: &ServiceRequest) -> Option<String>
         .then(|| return_to::for_request(path, referer.query().unwrap_or("")))
 }
 
-/// Records a pending sign-in and answers with the way to WeChat's authorize page.
+/// Records a pending sign-in in `pending` and answers with the way to WeChat's authorize page.
+/// (The caller puts `pending`'s cookies on the answer.)
 pub(crate) fn start(
     config: &WeChatConfig,
-    session: &Session,
+    pending: &mut PendingCookies<'_>,
     scope: Scope,
     return_to: String,
     restarts: u8,
     format: Format,
 ) -> HttpResponse {
-    let state = CsrfState::random();
+    let state = pending.challenge(scope, return_to, restarts);
     let authorize_url = config.authorize_url(scope, &state);
-    let pending = PendingSignIn {
-        state,
-        return_to,
-        scope,
-        created_at: unix_now(),
-        restarts,
-        used: false,
-    };
-    if let Err(kind) = AuthSession(session).push_pending(pending, config.inner.state_ttl) {
-        log::error!("cannot record a pending WeChat sign-in in the session: {kind}");
-        return Error::new(kind, format).error_response();
-    }
     match format {
         Format::Html => HttpResponse::Found()
             .insert_header((header::LOCATION, authorize_url))

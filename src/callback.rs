@@ -14,7 +14,8 @@ use crate::{
     client::WeChatClient,
     config::WeChatConfig,
     error::{Error, ErrorKind, Format},
-    session::{unix_now, AuthSession, PendingSignIn, SignedIn, StateMatch},
+    pending::{PendingCookies, PendingSignIn, StateMatch},
+    session::{unix_now, AuthSession, SignedIn},
     tokens::Scope,
     wire::ErrCode,
 };
@@ -32,7 +33,8 @@ pub(crate) async fn handle(
     client: &WeChatClient,
     req: &ServiceRequest,
 ) -> HttpResponse {
-    let mut res = match sign_in(config, client, req).await {
+    let mut pending = PendingCookies::of(config, req);
+    let mut res = match sign_in(config, client, req, &mut pending).await {
         Ok(res) => res,
         Err(err) => {
             if err.kind().status().is_server_error() {
@@ -43,6 +45,7 @@ pub(crate) async fn handle(
             err.error_response()
         }
     };
+    pending.apply(&mut res);
     // Whatever the answer (a restart to WeChat too), the callback URL and its code stay out of
     // the `Referer` of what loads next.
     res.headers_mut().insert(
@@ -56,6 +59,7 @@ async fn sign_in(
     config: &WeChatConfig,
     client: &WeChatClient,
     req: &ServiceRequest,
+    pending_cookies: &mut PendingCookies<'_>,
 ) -> Result<HttpResponse, Error> {
     let page = |kind| Error::new(kind, Format::Html);
     let home = format!("{}/", config.inner.mount_path);
@@ -69,10 +73,7 @@ async fn sign_in(
     let session = req.get_session();
     let store = AuthSession(&session);
     let now = unix_now();
-    let pending = match store
-        .take_pending(&state, now, config.inner.state_ttl)
-        .map_err(page)?
-    {
+    let pending = match pending_cookies.take(&state, req) {
         StateMatch::Fresh(pending) => pending,
         // A double callback or a reload after this browser already signed in: no second
         // exchange, just go on.
@@ -95,11 +96,11 @@ async fn sign_in(
     let tokens = match client.exchange_code(&code).await {
         Ok(tokens) => tokens,
         Err(ErrorKind::WeChat { code, .. }) if code.means_stale_code() => {
-            return stale_code(config, &session, pending, code, start_again);
+            return stale_code(config, &store, pending_cookies, pending, code, start_again);
         }
         Err(kind) => return Err(page(kind).with_link(start_again)),
     };
-    if tokens.is_snapshotuser != 0 {
+    if tokens.is_snapshotuser {
         // The openid is virtual: signing it in would create a phantom user.
         return Err(page(ErrorKind::SnapshotUser));
     }
@@ -119,7 +120,11 @@ async fn sign_in(
         None
     };
 
-    let user = SignedIn::new(&config.inner.appid, tokens, profile, now);
+    let user = stronger_grant(
+        store.signed_in(&config.inner.appid),
+        SignedIn::new(&config.inner.appid, tokens, profile, now),
+    );
+    let granted = user.scope;
     // A new session id after sign-in: a session id planted before it (fixation) is worthless.
     session.renew();
     store.set_signed_in(&user).map_err(page)?;
@@ -136,22 +141,39 @@ async fn sign_in(
     Ok(back_to(config, &pending.return_to))
 }
 
+/// The sign-in to keep when this browser is already signed in: a weaker grant finishing after a
+/// stronger one of the same person (a `snsapi_base` tab completing after a `snsapi_userinfo` one)
+/// must not take the profile away and bring the consent page back. Another openid replaces it.
+fn stronger_grant(current: Option<SignedIn>, new: SignedIn) -> SignedIn {
+    match current {
+        Some(current) if current.openid == new.openid && current.scope > new.scope => {
+            debug!(
+                "keeping the {} grant over a new {} one",
+                current.scope, new.scope
+            );
+            current
+        }
+        _ => new,
+    }
+}
+
 /// A used, expired or unknown `code` (back button, reload, a prefetch, a double callback).
 fn stale_code(
     config: &WeChatConfig,
-    session: &actix_session::Session,
+    store: &AuthSession<'_>,
+    pending_cookies: &mut PendingCookies<'_>,
     pending: PendingSignIn,
     code: ErrCode,
     start_again: String,
 ) -> Result<HttpResponse, Error> {
-    if signed_in_for(config, &AuthSession(session), pending.scope) {
+    if signed_in_for(config, store, pending.scope) {
         return Ok(back_to(config, &pending.return_to));
     }
     if pending.restarts == 0 {
         info!("WeChat rejected a stale code ({code}); authorizing once more");
         return Ok(authorize::start(
             config,
-            session,
+            pending_cookies,
             pending.scope,
             pending.return_to,
             pending.restarts + 1,

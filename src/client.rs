@@ -2,7 +2,8 @@
 //!
 //! One deadline per attempt covers connect, headers and body (awc's own timeout stops at the
 //! headers); bodies are capped; redirects are not followed; connections are pooled per worker;
-//! https goes through rustls. Failures that are safe to retry are retried a bounded number of
+//! https goes through rustls, and only HTTP/1.1 is offered: awc's HTTP/2 path logs request heads,
+//! URI included, at trace level, and our URIs hold the appsecret, codes and tokens. Failures that are safe to retry are retried a bounded number of
 //! times with exponential backoff. Nothing here ever logs a URL: the query holds the appsecret or a
 //! token.
 
@@ -125,6 +126,7 @@ impl WeChatClient {
         // no-op when a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let connector = awc::Connector::new()
+            .rustls_0_23(tls_config(&inner.trusted_roots))
             .timeout(inner.connect_timeout)
             .handshake_timeout(inner.connect_timeout)
             .conn_keep_alive(POOL_KEEP_ALIVE);
@@ -253,6 +255,25 @@ impl WeChatClient {
             .await
             .unwrap_or(Err(Failure::Timeout))
     }
+}
+
+/// Web PKI roots plus the configured ones, offering HTTP/1.1 alone through ALPN (see the module
+/// docs for why not h2).
+fn tls_config(
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Each was parsed by `WeChatConfigBuilder::build`, which refuses one that does not add.
+    let (_added, _ignored) = roots.add_parsable_certificates(extra_roots.iter().cloned());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls' default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    std::sync::Arc::new(config)
 }
 
 fn classify_send(e: SendRequestError) -> Failure {

@@ -3,10 +3,12 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use actix_web::{
+    cookie::Key,
     dev::ServiceRequest,
     http::header::{self, Header as _},
 };
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use rustls::pki_types::CertificateDer;
 use url::Url;
 
 use crate::tokens::{AppSecret, CsrfState, Scope};
@@ -80,6 +82,18 @@ pub enum ConfigError {
     /// A duration or count that must be positive is zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// A URL setting is plain `http` on a host other than loopback: the appsecret, codes and tokens
+    /// would cross the network in clear. Allowed with
+    /// [`allow_insecure_http`](WeChatConfigBuilder::allow_insecure_http).
+    #[error(
+        "{0} is plain http on a non-loopback host: use https, or allow_insecure_http(true) for a \
+         test network"
+    )]
+    InsecureHttp(&'static str),
+    /// A certificate given to [`trust_root_certificate`](WeChatConfigBuilder::trust_root_certificate)
+    /// is not a DER-encoded X.509 CA certificate.
+    #[error("trust_root_certificate: not a DER-encoded X.509 certificate")]
+    InvalidCertificate,
 }
 
 type RequestPredicate = Arc<dyn Fn(&ServiceRequest) -> bool + Send + Sync>;
@@ -140,6 +154,14 @@ pub(crate) struct ConfigInner {
     pub(crate) retry_backoff: Duration,
     pub(crate) max_response_bytes: usize,
     pub(crate) lang: Lang,
+    /// Further trust anchors for `api_base` over https.
+    pub(crate) trusted_roots: Vec<CertificateDer<'static>>,
+    /// Encrypts the pending sign-in cookies.
+    pub(crate) cookie_key: Key,
+    /// The path the pending sign-in cookies are scoped to: the callback's, as the browser sees it.
+    pub(crate) callback_cookie_path: String,
+    pub(crate) max_sign_in_age: Duration,
+    pub(crate) upstream_calls_per_minute: u32,
     connect_redirect: bool,
     api_detection: ApiDetection,
     excluded_paths: Vec<String>,
@@ -292,7 +314,9 @@ impl fmt::Debug for WeChatConfig {
 /// Defaults: scope `snsapi_base`, callback path `/wechat/callback`, WeChat's real hosts,
 /// `/sns/auth` check every 300 s, refresh 300 s before expiry, `state` valid 10 minutes, 5 s per
 /// upstream call (connect + headers + body), up to 3 attempts on safe failures, 64 KiB response
-/// limit, `lang=zh_CN`, `connect_redirect=1`.
+/// limit, `lang=zh_CN`, `connect_redirect=1`, sign-ins end after 30 days, at most 60 upstream calls
+/// per openid a minute, https required off loopback, pending sign-in cookies encrypted with a key
+/// derived from the appsecret.
 ///
 /// ```
 /// use actix_wechat_auth::WeChatConfig;
@@ -320,6 +344,11 @@ pub struct WeChatConfigBuilder {
     retry_backoff: Duration,
     max_response_bytes: usize,
     lang: Lang,
+    allow_insecure_http: bool,
+    trusted_roots: Vec<Vec<u8>>,
+    cookie_key: Option<Key>,
+    max_sign_in_age: Duration,
+    upstream_calls_per_minute: u32,
     connect_redirect: bool,
     api_detection: ApiDetection,
     excluded_paths: Vec<String>,
@@ -345,6 +374,11 @@ impl WeChatConfigBuilder {
             retry_backoff: Duration::from_millis(100),
             max_response_bytes: 64 * 1024,
             lang: Lang::ZhCn,
+            allow_insecure_http: false,
+            trusted_roots: Vec::new(),
+            cookie_key: None,
+            max_sign_in_age: Duration::from_secs(30 * 24 * 3600),
+            upstream_calls_per_minute: 60,
             connect_redirect: true,
             api_detection: ApiDetection::Default {
                 prefixes: Vec::new(),
@@ -436,6 +470,47 @@ impl WeChatConfigBuilder {
         self
     }
 
+    /// Accepts plain `http` for `public_url`, `open_base` and `api_base` on hosts other than
+    /// loopback (default false: refused by [`build`](Self::build)). Only for a test network, e.g.
+    /// a WeChat test account reaching a laptop's LAN address: codes and tokens then travel in clear.
+    /// Loopback addresses (`127.0.0.0/8`, `[::1]`, `localhost`) never need it.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Trusts a further CA certificate (DER) for `api_base`, besides the Web PKI roots (default:
+    /// none): for an egress proxy that terminates TLS, or an emulator served over https.
+    pub fn trust_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.trusted_roots.push(der.into());
+        self
+    }
+
+    /// The key that encrypts the pending sign-in cookies, which carry a sign-in's `state` and
+    /// return-to between the redirect to WeChat and the callback (default: derived from the
+    /// appsecret with HKDF-SHA256 and a label of this crate's, so every instance of the app agrees
+    /// without configuration). Set it to rotate it apart from the appsecret.
+    pub fn cookie_key(mut self, key: Key) -> Self {
+        self.cookie_key = Some(key);
+        self
+    }
+
+    /// How long a sign-in lasts at most, counted from the callback, however often its tokens are
+    /// refreshed (default 30 days, the refresh token's life): a copied cookie ends then too.
+    pub fn max_sign_in_age(mut self, age: Duration) -> Self {
+        self.max_sign_in_age = age;
+        self
+    }
+
+    /// The most upstream calls (checks and refreshes) this process makes for one openid in a
+    /// minute (default 60). Past it a due check is put off (the request is served) and a
+    /// required refresh is answered 503 with `Retry-After`; one warning a minute says so. With
+    /// [`check_interval`](Self::check_interval) zero, checks are never put off.
+    pub fn upstream_calls_per_minute(mut self, calls: u32) -> Self {
+        self.upstream_calls_per_minute = calls;
+        self
+    }
+
     /// Whether to add the undocumented `connect_redirect=1` that stops some Android clients from
     /// calling the callback twice (default true).
     pub fn connect_redirect(mut self, enabled: bool) -> Self {
@@ -508,6 +583,11 @@ impl WeChatConfigBuilder {
             ("state_ttl", self.state_ttl.is_zero()),
             ("max_attempts", self.max_attempts == 0),
             ("max_response_bytes", self.max_response_bytes == 0),
+            ("max_sign_in_age", self.max_sign_in_age.is_zero()),
+            (
+                "upstream_calls_per_minute",
+                self.upstream_calls_per_minute == 0,
+            ),
         ] {
             if value {
                 return Err(ConfigError::Zero(setting));
@@ -516,18 +596,47 @@ impl WeChatConfigBuilder {
         let public = parse_base_url("public_url", self.public_url.as_deref())?;
         let open_base = parse_base_url("open_base", Some(&self.open_base))?;
         let api_base = parse_base_url("api_base", Some(&self.api_base))?;
-        if api_base.scheme() == "http" && !is_loopback(&api_base) {
-            // Allowed for emulators and proxies on a private network, but the appsecret and the
-            // tokens would travel in clear.
-            log::warn!(
-                "api_base {} is plain http: the appsecret and tokens travel unencrypted",
-                api_base.origin().ascii_serialization()
-            );
+        if public.path().starts_with("//") {
+            return Err(ConfigError::InvalidUrl {
+                setting: "public_url",
+                reason: "the path must not start with //".to_owned(),
+            });
         }
+        for (setting, url) in [
+            ("public_url", &public),
+            ("open_base", &open_base),
+            ("api_base", &api_base),
+        ] {
+            if url.scheme() == "http" && !is_loopback(url) {
+                if !self.allow_insecure_http {
+                    return Err(ConfigError::InsecureHttp(setting));
+                }
+                log::warn!(
+                    "{setting} {} is plain http (allow_insecure_http): codes and tokens travel \
+                     unencrypted",
+                    url.origin().ascii_serialization()
+                );
+            }
+        }
+        let trusted_roots = self
+            .trusted_roots
+            .into_iter()
+            .map(|der| {
+                let cert = CertificateDer::from(der);
+                rustls::RootCertStore::empty()
+                    .add(cert.clone())
+                    .map(|()| cert)
+                    .map_err(|_| ConfigError::InvalidCertificate)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cookie_key = self
+            .cookie_key
+            .unwrap_or_else(|| crate::keys::derive(&self.secret, crate::keys::PENDING_COOKIES));
 
         let public_origin = public.origin().ascii_serialization();
         let mount_path = public.path().trim_end_matches('/').to_owned();
         let redirect_uri = format!("{public_origin}{mount_path}{}", self.callback_path);
+        let callback_cookie_path = format!("{mount_path}{}", self.callback_path);
         let authorize_prefix = format!(
             "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope=",
             open_base.as_str().trim_end_matches('/'),
@@ -555,6 +664,11 @@ impl WeChatConfigBuilder {
                 retry_backoff: self.retry_backoff,
                 max_response_bytes: self.max_response_bytes,
                 lang: self.lang,
+                trusted_roots,
+                cookie_key,
+                callback_cookie_path,
+                max_sign_in_age: self.max_sign_in_age,
+                upstream_calls_per_minute: self.upstream_calls_per_minute,
                 connect_redirect: self.connect_redirect,
                 api_detection: self.api_detection,
                 excluded_paths: self.excluded_paths,
@@ -684,6 +798,50 @@ mod tests {
         assert_eq!(
             config.redirect_uri(),
             "http://127.0.0.1:8080/wechat/callback"
+        );
+    }
+
+    #[test]
+    fn plain_http_off_loopback_is_refused_unless_allowed() {
+        type Make = fn() -> WeChatConfigBuilder;
+        let cases: [(&str, Make); 3] = [
+            ("public_url", || {
+                builder().public_url("http://192.0.2.7:8080")
+            }),
+            ("open_base", || {
+                builder().open_base("http://open.example.com")
+            }),
+            ("api_base", || builder().api_base("http://api.example.com")),
+        ];
+        for (setting, b) in cases {
+            assert_eq!(b().build().err(), Some(ConfigError::InsecureHttp(setting)));
+            assert!(b().allow_insecure_http(true).build().is_ok(), "{setting}");
+        }
+        for fine in [
+            "http://127.0.0.1:8080",
+            "http://localhost:9",
+            "http://[::1]:1",
+        ] {
+            assert!(
+                builder().public_url(fine).api_base(fine).build().is_ok(),
+                "{fine}"
+            );
+        }
+        assert!(matches!(
+            builder()
+                .public_url("https://h5.example.com//evil.com")
+                .build(),
+            Err(ConfigError::InvalidUrl {
+                setting: "public_url",
+                ..
+            })
+        ));
+        assert_eq!(
+            builder()
+                .trust_root_certificate(vec![1, 2, 3])
+                .build()
+                .err(),
+            Some(ConfigError::InvalidCertificate)
         );
     }
 

@@ -62,6 +62,11 @@ pub enum ErrorKind {
     /// The session could not be read or written.
     #[error("session error: {0}")]
     Session(String),
+    /// This user's upstream calls reached
+    /// [`upstream_calls_per_minute`](crate::WeChatConfigBuilder::upstream_calls_per_minute) and the
+    /// token has expired: answered 503 with `Retry-After`.
+    #[error("too many upstream calls for this user this minute")]
+    Throttled,
     /// The session store (Redis) cannot be reached: see [`session_store_guard`](crate::session_store_guard).
     #[error("the session store is unavailable")]
     SessionStoreUnavailable,
@@ -85,9 +90,9 @@ impl ErrorKind {
                 ..
             } => StatusCode::FORBIDDEN,
             ErrorKind::WeChat { .. } | ErrorKind::UpstreamInvalid(_) => StatusCode::BAD_GATEWAY,
-            ErrorKind::UpstreamUnreachable(_) | ErrorKind::SessionStoreUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ErrorKind::UpstreamUnreachable(_)
+            | ErrorKind::SessionStoreUnavailable
+            | ErrorKind::Throttled => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Session(_) | ErrorKind::Misconfigured(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -109,6 +114,7 @@ impl ErrorKind {
             ErrorKind::UpstreamUnreachable(_) => "upstream_unavailable",
             ErrorKind::UpstreamInvalid(_) => "upstream_invalid",
             ErrorKind::Session(_) => "session_error",
+            ErrorKind::Throttled => "upstream_throttled",
             ErrorKind::SessionStoreUnavailable => "session_unavailable",
             ErrorKind::Misconfigured(_) => "misconfigured",
         }
@@ -144,7 +150,7 @@ impl ErrorKind {
             ErrorKind::Session(_) | ErrorKind::Misconfigured(_) => {
                 "Sign-in is not available because of a server error."
             }
-            ErrorKind::SessionStoreUnavailable => {
+            ErrorKind::SessionStoreUnavailable | ErrorKind::Throttled => {
                 "Sign-in is briefly unavailable. Please try again in a moment."
             }
         }
@@ -241,6 +247,11 @@ impl ResponseError for Error {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::REFERRER_POLICY, "no-referrer"));
+        if self.kind == ErrorKind::Throttled {
+            // The per-openid budgets start over with the next minute.
+            let retry_after = 60 - crate::session::unix_now() % 60;
+            res.insert_header((header::RETRY_AFTER, retry_after));
+        }
         let errcode = match &self.kind {
             ErrorKind::WeChat { code, .. } | ErrorKind::CodeRejected(code) => Some(code.code()),
             _ => None,

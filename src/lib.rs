@@ -65,12 +65,15 @@ mod error;
 mod extractor;
 #[cfg(feature = "redis")]
 mod fleet;
+mod flights;
+mod keys;
 mod middleware;
-mod refresh;
+mod pending;
 mod return_to;
 mod session;
 mod store_guard;
 mod tokens;
+mod upkeep;
 mod wire;
 
 #[cfg(feature = "emulator")]

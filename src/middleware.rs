@@ -11,7 +11,6 @@ use actix_session::SessionExt as _;
 use actix_web::{
     body::{EitherBody, MessageBody},
     dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform},
-    http::Method,
     HttpMessage as _, HttpResponse, ResponseError as _,
 };
 use futures_util::future::LocalBoxFuture;
@@ -23,9 +22,10 @@ use crate::{
     config::WeChatConfig,
     error::{Error, ErrorKind, Format},
     extractor::{AuthContext, WeChatUser},
-    refresh::RefreshFlights,
-    session::{unix_now, AuthSession, Lookup, ParsedSignIns, SignedIn, TokenStatus},
+    pending::PendingCookies,
+    session::{unix_now, AuthSession, Lookup, ParsedSignIns, SignedIn},
     tokens::Scope,
+    upkeep::{decide, AfterCheck, AfterRefresh, Upkeep, Upstream},
 };
 
 /// What a route wrapped by an instance needs.
@@ -84,7 +84,7 @@ pub struct WeChatAuth {
 /// What every instance and worker made from one configuration shares.
 struct Shared {
     config: WeChatConfig,
-    flights: RefreshFlights,
+    upstream: Upstream,
 }
 
 impl WeChatAuth {
@@ -94,7 +94,7 @@ impl WeChatAuth {
         Self {
             shared: Arc::new(Shared {
                 config,
-                flights: RefreshFlights::default(),
+                upstream: Upstream::default(),
             }),
             requirement,
         }
@@ -167,11 +167,11 @@ impl WeChatAuth {
     #[cfg(feature = "redis")]
     pub fn share_refreshes(self, pool: deadpool_redis::Pool) -> Self {
         let config = self.shared.config.clone();
-        let fleet = crate::fleet::FleetRefresh::new(pool, &config);
+        let fleet = crate::fleet::Fleet::new(pool, &config);
         Self {
             shared: Arc::new(Shared {
                 config,
-                flights: RefreshFlights::shared_with(fleet),
+                upstream: Upstream::shared_with(fleet),
             }),
             requirement: self.requirement,
         }
@@ -242,8 +242,10 @@ where
         Box::pin(async move {
             let config = &guard.shared.config;
 
-            // 1. Paths the app keeps public, and CORS preflights (they never carry cookies).
-            if req.method() == Method::OPTIONS || config.is_excluded(&req) {
+            // 1. Paths the app keeps public. Every method is gated alike, `OPTIONS` too: nothing in
+            // a request tells a real CORS preflight from a forged one, so preflights are answered
+            // by a CORS middleware wrapped outside this one (see the crate docs).
+            if config.is_excluded(&req) {
                 return forward(&service, req).await;
             }
             // How to answer, decided only when the middleware answers itself: on a signed-in
@@ -307,8 +309,10 @@ where
                 {
                     let format = format(&req);
                     let return_to = authorize::return_to_of(config, &req, format);
-                    let res =
-                        authorize::start(config, &req.get_session(), needed, return_to, 0, format);
+                    let mut pending = PendingCookies::of(config, &req);
+                    let mut res =
+                        authorize::start(config, &mut pending, needed, return_to, 0, format);
+                    pending.apply(&mut res);
                     Ok(respond(req, res))
                 }
                 _ => forward(&service, req).await,
@@ -337,80 +341,59 @@ impl Guard {
     async fn current_user(&self, req: &ServiceRequest) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
         let session = req.get_session();
         let store = AuthSession(&session);
-        let inner = &self.shared.config.inner;
+        let settings = &self.shared.config.inner;
         let now = unix_now();
-        let status =
-            |user: &SignedIn| user.token_status(now, inner.refresh_margin, inner.check_interval);
-        let stored = match self.parsed.lookup(&session) {
+        let (mut user, stored) = match self.parsed.lookup(&session) {
             Lookup::Absent => return Ok(None),
-            Lookup::Known(user) if status(&user) == TokenStatus::Fresh => return Ok(Some(user)),
-            Lookup::Known(_) => None,
-            Lookup::Unknown(stored) => Some(stored),
+            Lookup::Known(user) if decide(&user, now, settings) == Upkeep::Fresh => {
+                return Ok(Some(user))
+            }
+            Lookup::Known(user) => ((*user).clone(), None),
+            Lookup::Unknown(stored) => match store.signed_in(&settings.appid) {
+                Some(user) => (user, Some(stored)),
+                None => return Ok(None),
+            },
         };
-        let Some(mut user) = store.signed_in(&inner.appid) else {
-            return Ok(None);
-        };
-        let still_usable = match status(&user) {
-            TokenStatus::Fresh => {
+        let upstream = &self.shared.upstream;
+        let upkeep = upstream.plan(&user, now, settings);
+        // Openids are personal data: named at debug level only.
+        debug!("token upkeep for {}: {upkeep:?}", user.openid);
+        let still_usable = match upkeep {
+            Upkeep::Over => {
+                info!("a sign-in is over (its age, or its refresh token was refused); signing out");
+                store.sign_out();
+                return Ok(None);
+            }
+            Upkeep::Fresh => {
                 let user = Rc::new(user);
                 if let Some(stored) = stored {
                     self.parsed.remember(stored, Rc::clone(&user));
                 }
                 return Ok(Some(user));
             }
-            TokenStatus::CheckDue => {
-                match self.client.check(&user.access_token, &user.openid).await {
-                    Ok(()) => {
-                        user.checked_at = now;
-                        None
-                    }
-                    Err(ErrorKind::WeChat { code, .. }) if code.means_token_invalid() => {
-                        Some(false)
-                    }
-                    Err(kind) => {
-                        // A flaky upstream must not sign everyone out: serve, check again later.
-                        warn!(
-                            "token check for a signed-in user failed, keeping the session: {kind}"
-                        );
-                        user.checked_at = now;
-                        None
-                    }
+            Upkeep::CheckDue => match upstream.check(&self.client, &user, now, settings).await {
+                AfterCheck::Valid | AfterCheck::Unknown => {
+                    user.checked_at = now;
+                    None
                 }
-            }
-            TokenStatus::RefreshDue { expired } => Some(!expired),
+                AfterCheck::Invalid => Some(false),
+            },
+            Upkeep::RefreshEarly => Some(true),
+            Upkeep::RefreshNow => Some(false),
         };
-        // Openids are personal data: named at debug level only.
-        debug!("token upkeep for {}: {still_usable:?}", user.openid);
         if let Some(still_usable) = still_usable {
-            let refreshed = self
-                .shared
-                .flights
-                .refresh(&self.client, &user.refresh_token, &user.access_token)
-                .await;
-            match refreshed {
-                Ok(tokens) if tokens.openid == user.openid => user.apply_refresh(&tokens, now),
-                Ok(_) => {
-                    error!("a refresh answered for another openid; signing the user out");
+            match upstream
+                .refresh(&self.client, &user, still_usable, now, settings)
+                .await
+            {
+                AfterRefresh::Refreshed(tokens) => user.apply_refresh(&tokens, now),
+                AfterRefresh::KeepCurrent => return Ok(Some(Rc::new(user))),
+                AfterRefresh::SignOut => {
+                    info!("WeChat refused to refresh a sign-in; signing out");
                     store.sign_out();
                     return Ok(None);
                 }
-                Err(ErrorKind::WeChat { code, .. }) if code.means_reauthorize() => {
-                    info!("refresh token of a signed-in user is over ({code}); signing out");
-                    store.sign_out();
-                    return Ok(None);
-                }
-                Err(kind) if still_usable => {
-                    warn!("early refresh failed, using the current token: {kind}");
-                    return Ok(Some(Rc::new(user)));
-                }
-                Err(ErrorKind::WeChat { code, errmsg }) if !code.means_busy() => {
-                    // WeChat refuses this refresh token for good (e.g. 40001): keeping the
-                    // session would answer every request with the same error. Sign in afresh.
-                    warn!("refresh refused ({code}: {errmsg}); signing the user out");
-                    store.sign_out();
-                    return Ok(None);
-                }
-                Err(kind) => return Err(kind),
+                AfterRefresh::Fail(kind) => return Err(kind),
             }
         }
         store.set_signed_in(&user)?;

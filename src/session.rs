@@ -1,15 +1,16 @@
-//! What the session holds: the signed-in user's tokens and profile, and the pending sign-ins.
+//! What the session holds: the signed-in user's tokens and profile. (Pending sign-ins live in
+//! cookies of their own, see `pending.rs`: nothing is written to the session before a sign-in.)
 //!
 //! Kept small because the cookie store refuses state over about 4 KB (and encryption grows it
 //! about 1.4×): short field names, no `null`s, and caps on what WeChat may send too much of. The
-//! worst case (capped nickname and avatar URL, unionid, 4 privileges, 3 pending sign-ins with
-//! long return-tos) is measured by `tests/wiring.rs` and stated in the crate docs.
+//! worst case (capped nickname and avatar URL, unionid, 4 privileges) is measured by
+//! `tests/wiring.rs` and stated in the crate docs.
 
 use std::{
     cell::RefCell,
     collections::HashMap,
     rc::Rc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use actix_session::Session;
@@ -18,15 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ErrorKind,
-    tokens::{AccessToken, CsrfState, RefreshToken, Scope},
+    tokens::{AccessToken, RefreshToken, Scope},
     wire::{truncate_at_char, Profile, TokenResponse},
 };
 
 const SIGNED_IN_KEY: &str = "wx";
-const PENDING_KEY: &str = "wxp";
+/// Where the previous release kept pending sign-ins; removed whenever the session is written.
+const LEGACY_PENDING_KEY: &str = "wxp";
 
-/// Pending sign-ins kept at once (several tabs, API 401s); older ones are dropped.
-pub(crate) const MAX_PENDING: usize = 3;
 /// Longest return-to kept; longer targets fall back to their path, then to `/`.
 pub(crate) const MAX_RETURN_TO: usize = 256;
 const MAX_NICKNAME: usize = 128;
@@ -64,6 +64,11 @@ pub(crate) struct SignedIn {
     /// When the token was last confirmed with `/sns/auth` or issued.
     #[serde(rename = "c")]
     pub(crate) checked_at: u64,
+    /// When the callback signed this user in (Unix seconds): `max_sign_in_age` counts from it,
+    /// whatever refreshes happen. Sessions of the previous release lack it and count from their
+    /// last check (`AuthSession::signed_in`).
+    #[serde(rename = "g", default)]
+    pub(crate) signed_in_at: u64,
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub(crate) profile: Option<Profile>,
 }
@@ -110,14 +115,6 @@ impl ParsedSignIns {
     }
 }
 
-/// What a signed-in session's token needs on this request.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum TokenStatus {
-    Fresh,
-    CheckDue,
-    RefreshDue { expired: bool },
-}
-
 impl SignedIn {
     pub(crate) fn new(
         appid: &str,
@@ -139,24 +136,8 @@ impl SignedIn {
             refresh_token: tokens.refresh_token,
             expires_at: now.saturating_add(tokens.expires_in),
             checked_at: now,
+            signed_in_at: now,
             profile: profile.map(capped),
-        }
-    }
-
-    pub(crate) fn token_status(
-        &self,
-        now: u64,
-        margin: Duration,
-        interval: Duration,
-    ) -> TokenStatus {
-        if now.saturating_add(margin.as_secs()) >= self.expires_at {
-            TokenStatus::RefreshDue {
-                expired: now >= self.expires_at,
-            }
-        } else if now >= self.checked_at.saturating_add(interval.as_secs()) {
-            TokenStatus::CheckDue
-        } else {
-            TokenStatus::Fresh
         }
     }
 
@@ -186,37 +167,6 @@ fn capped(mut profile: Profile) -> Profile {
     profile
 }
 
-/// A sign-in between the redirect to WeChat and the callback.
-#[derive(Clone, Serialize, Deserialize)]
-pub(crate) struct PendingSignIn {
-    #[serde(rename = "s")]
-    pub(crate) state: CsrfState,
-    /// A same-origin path (+query), already checked.
-    #[serde(rename = "t")]
-    pub(crate) return_to: String,
-    #[serde(rename = "c")]
-    pub(crate) scope: Scope,
-    #[serde(rename = "at")]
-    pub(crate) created_at: u64,
-    /// How many times a stale `code` already restarted this sign-in (the loop guard).
-    #[serde(rename = "n", default)]
-    pub(crate) restarts: u8,
-    /// Set when the callback consumed it: a second callback with the same state (double callback)
-    /// is recognised but never exchanged again.
-    #[serde(rename = "used", default)]
-    pub(crate) used: bool,
-}
-
-/// What a callback's `state` matched.
-pub(crate) enum StateMatch {
-    /// A pending sign-in, now marked used.
-    Fresh(PendingSignIn),
-    /// A sign-in this browser already completed (double callback, reload).
-    AlreadyUsed(PendingSignIn),
-    /// Nothing this session issued, or expired.
-    Unknown,
-}
-
 /// Typed access to this crate's keys of an actix-session [`Session`].
 pub(crate) struct AuthSession<'a>(pub(crate) &'a Session);
 
@@ -225,28 +175,47 @@ impl AuthSession<'_> {
     /// the cookie's MAC) is dropped, so the user is simply anonymous.
     pub(crate) fn signed_in(&self, appid: &str) -> Option<SignedIn> {
         match self.0.get::<SignedIn>(SIGNED_IN_KEY) {
-            Ok(user) => user.filter(|u| u.appid == appid),
+            Ok(user) => user.filter(|u| u.appid == appid).map(|mut user| {
+                if user.signed_in_at == 0 {
+                    user.signed_in_at = user.checked_at;
+                }
+                user
+            }),
             Err(e) => {
                 warn!("dropping unreadable WeChat sign-in from the session: {e}");
-                self.0.remove(SIGNED_IN_KEY);
+                self.sign_out();
                 None
             }
         }
     }
 
     pub(crate) fn set_signed_in(&self, user: &SignedIn) -> Result<(), ErrorKind> {
+        if self.0.contains_key(LEGACY_PENDING_KEY) {
+            self.0.remove(LEGACY_PENDING_KEY);
+        }
         self.0
             .insert(SIGNED_IN_KEY, user)
             .map_err(|e| ErrorKind::Session(e.to_string()))
     }
 
+    /// Removes the sign-in. A session left with nothing of the app's is purged (its store key and
+    /// cookie deleted); one that still holds the app's data gets a new id, so that a copy of the
+    /// old cookie is worth nothing.
     pub(crate) fn sign_out(&self) {
         self.0.remove(SIGNED_IN_KEY);
+        self.0.remove(LEGACY_PENDING_KEY);
+        if self.0.entries().is_empty() {
+            self.0.purge();
+        } else {
+            self.0.renew();
+        }
     }
 }
 
 /// Signs the user out: removes this crate's sign-in from the session, leaving the app's own
-/// session data alone. (`session.purge()` ends the whole session instead.)
+/// session data alone. A session that holds nothing else is purged (the store's key and the cookie
+/// are deleted); one that still holds the app's data is renewed (a new session id). To end the
+/// app's data too, call `session.purge()` instead.
 ///
 /// ```
 /// use actix_session::Session;
@@ -259,73 +228,6 @@ impl AuthSession<'_> {
 /// ```
 pub fn sign_out(session: &Session) {
     AuthSession(session).sign_out();
-    session.remove(PENDING_KEY);
-}
-
-impl AuthSession<'_> {
-    fn pending(&self) -> Vec<PendingSignIn> {
-        self.0
-            .get::<Vec<PendingSignIn>>(PENDING_KEY)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    }
-
-    fn set_pending(&self, pending: &[PendingSignIn]) -> Result<(), ErrorKind> {
-        if pending.is_empty() {
-            self.0.remove(PENDING_KEY);
-            return Ok(());
-        }
-        self.0
-            .insert(PENDING_KEY, pending)
-            .map_err(|e| ErrorKind::Session(e.to_string()))
-    }
-
-    /// Records a new pending sign-in, dropping expired ones and, past [`MAX_PENDING`], the oldest.
-    pub(crate) fn push_pending(&self, new: PendingSignIn, ttl: Duration) -> Result<(), ErrorKind> {
-        let mut pending = self.pending();
-        pending.retain(|p| !expired(p, new.created_at, ttl));
-        if pending.len() >= MAX_PENDING {
-            pending.drain(..=pending.len() - MAX_PENDING);
-        }
-        pending.push(new);
-        self.set_pending(&pending)
-    }
-
-    /// Finds the pending sign-in of a callback's `state` (constant-time comparisons, every entry
-    /// compared) and marks it used.
-    pub(crate) fn take_pending(
-        &self,
-        state: &str,
-        now: u64,
-        ttl: Duration,
-    ) -> Result<StateMatch, ErrorKind> {
-        let mut pending = self.pending();
-        let before = pending.len();
-        pending.retain(|p| !expired(p, now, ttl));
-        let mut found = None;
-        for (i, p) in pending.iter().enumerate() {
-            if p.state.matches(state) {
-                found = Some(i);
-            }
-        }
-        let outcome = match found {
-            Some(i) if pending[i].used => StateMatch::AlreadyUsed(pending[i].clone()),
-            Some(i) => {
-                pending[i].used = true;
-                StateMatch::Fresh(pending[i].clone())
-            }
-            None => StateMatch::Unknown,
-        };
-        if before != pending.len() || matches!(outcome, StateMatch::Fresh(_)) {
-            self.set_pending(&pending)?;
-        }
-        Ok(outcome)
-    }
-}
-
-fn expired(p: &PendingSignIn, now: u64, ttl: Duration) -> bool {
-    now >= p.created_at.saturating_add(ttl.as_secs())
 }
 
 #[cfg(test)]
@@ -341,28 +243,11 @@ mod tests {
     }
 
     #[test]
-    fn token_status_follows_expiry_margin_and_interval() {
+    fn a_sign_in_takes_the_grant_and_its_times() {
         let user = SignedIn::new("wx1", tokens(7200), None, 1_000);
-        let (margin, interval) = (Duration::from_secs(300), Duration::from_secs(60));
         assert_eq!(
-            user.token_status(1_000, margin, interval),
-            TokenStatus::Fresh
-        );
-        assert_eq!(
-            user.token_status(1_060, margin, interval),
-            TokenStatus::CheckDue
-        );
-        assert_eq!(
-            user.token_status(1_000, margin, Duration::ZERO),
-            TokenStatus::CheckDue
-        );
-        assert_eq!(
-            user.token_status(1_000 + 7200 - 300, margin, interval),
-            TokenStatus::RefreshDue { expired: false }
-        );
-        assert_eq!(
-            user.token_status(1_000 + 7200, margin, interval),
-            TokenStatus::RefreshDue { expired: true }
+            (user.expires_at, user.checked_at, user.signed_in_at),
+            (8_200, 1_000, 1_000)
         );
         assert_eq!(user.unionid.as_deref(), Some("u1"));
         assert_eq!(user.scope, Scope::UserInfo);

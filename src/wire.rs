@@ -1,9 +1,15 @@
 //! The sns API's answers, mirrored field for field, and the tolerant parser WeChat's quirks call for.
 //!
 //! WeChat answers errors as HTTP 200 with `{"errcode":N,"errmsg":"…"}`, often with
-//! `Content-Type: text/plain`; `sex` is a number or a string; nicknames have been seen with raw
-//! control characters inside JSON strings; new fields appear over time. [`parse`] deals with all of
-//! these and never panics, whatever the bytes.
+//! `Content-Type: text/plain`; every number (`expires_in`, `errcode`, `sex`, `is_snapshotuser`) may
+//! come as a number or as a string; a body may start with a UTF-8 byte-order mark; nicknames have
+//! been seen with raw control characters inside JSON strings; new fields appear over time. [`parse`]
+//! deals with all of these and never panics, whatever the bytes.
+//!
+//! What identifies a user or grants access is validated as it is read, because everything after
+//! the parser trusts it: an openid or unionid is 1–64 characters of `[A-Za-z0-9_-]` and a token is
+//! 1–512 bytes of visible ASCII. An empty openid would sign everyone answered with it in as one
+//! user, and a 10 KB one would overflow the session cookie.
 
 use std::fmt;
 
@@ -144,19 +150,28 @@ impl fmt::Display for ErrCode {
 
 /// The answer of `/sns/oauth2/access_token` and `/sns/oauth2/refresh_token`. (`Serialize` so that
 /// a refresh can be shared between instances.)
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TokenResponse {
+    #[serde(deserialize_with = "token")]
     pub(crate) access_token: AccessToken,
+    #[serde(deserialize_with = "seconds")]
     pub(crate) expires_in: u64,
+    #[serde(deserialize_with = "token")]
     pub(crate) refresh_token: RefreshToken,
+    #[serde(deserialize_with = "identity")]
     pub(crate) openid: String,
     #[serde(default)]
     pub(crate) scope: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_identity")]
     pub(crate) unionid: Option<String>,
-    /// `1` when the user only saw the snapshot page: the openid is virtual.
-    #[serde(default, deserialize_with = "int_or_string")]
-    pub(crate) is_snapshotuser: i64,
+    /// Set when the user only saw the snapshot page: the openid is virtual. Only `0` and `1` (as
+    /// numbers or strings) are understood; anything else fails closed, as a snapshot.
+    #[serde(
+        default,
+        deserialize_with = "snapshot_flag",
+        serialize_with = "snapshot_flag_out"
+    )]
+    pub(crate) is_snapshotuser: bool,
 }
 
 /// A user's profile from `/sns/userinfo` (snsapi_userinfo only), field for field.
@@ -176,6 +191,7 @@ pub(crate) struct TokenResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Profile {
     /// The user's openid for this Official Account.
+    #[serde(deserialize_with = "identity")]
     pub openid: String,
     /// Nickname: any Unicode, emoji included. HTML-escape it before rendering.
     #[serde(default)]
@@ -199,7 +215,11 @@ pub struct Profile {
     #[serde(default)]
     pub privilege: Vec<String>,
     /// Present only when the account is bound to an Open Platform account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_identity"
+    )]
     pub unionid: Option<String>,
 }
 
@@ -214,7 +234,7 @@ pub(crate) enum ParseError {
 
 #[derive(Deserialize)]
 struct ErrorProbe {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_int")]
     errcode: Option<i64>,
     #[serde(default)]
     errmsg: Option<String>,
@@ -226,6 +246,8 @@ pub(crate) struct Acknowledgement {}
 
 /// Parses a WeChat answer from the raw body bytes, whatever the Content-Type said.
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+    // Some gateways in front of WeChat prefix a UTF-8 byte-order mark, which JSON forbids.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     match parse_json(body) {
         Ok(value) => value,
         Err(first_error) => {
@@ -254,11 +276,20 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<Result<T, ParseError>,
     Ok(serde_json::from_slice(body).map_err(malformed))
 }
 
+/// How the validating readers below start their messages: these name a field, never its value.
+const REFUSED: &str = "refused: ";
+
 fn malformed(e: serde_json::Error) -> ParseError {
     // serde_json's own messages can quote the input (`invalid type: string "…"`), which may hold
-    // a token: keep only the category and the position.
+    // a token: keep only the category and the position, plus our own value-free reasons.
+    let message = e.to_string();
+    let reason = message
+        .strip_prefix(REFUSED)
+        .and_then(|m| m.split(" at line ").next())
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
     ParseError::Malformed(format!(
-        "{:?} error at line {} column {}",
+        "{:?} error{reason} at line {} column {}",
         e.classify(),
         e.line(),
         e.column()
@@ -303,24 +334,106 @@ pub(crate) fn truncate_at_char(s: &mut String, max_bytes: usize) {
     }
 }
 
-/// `sex` and `is_snapshotuser` arrive as numbers or as strings; anything unreadable is 0.
-fn int_or_string<'de, D: Deserializer<'de>>(de: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum IntOrString {
-        Int(i64),
-        Float(f64),
-        Str(String),
-        Bool(bool),
-        Null(()),
+/// A number as WeChat may send it: a JSON number, or a string holding one.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Loose {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    /// `true`, `null`, an array…: no number.
+    Other(serde::de::IgnoredAny),
+}
+
+impl Loose {
+    /// The whole number it holds, if it holds exactly one.
+    fn integer(&self) -> Option<i64> {
+        match self {
+            Loose::Int(n) => Some(*n),
+            Loose::Str(s) => s.trim().parse().ok(),
+            Loose::Float(_) | Loose::Other(_) => None,
+        }
     }
-    Ok(match IntOrString::deserialize(de)? {
-        IntOrString::Int(n) => n,
-        IntOrString::Float(f) if f.is_finite() => f as i64,
-        IntOrString::Str(s) => s.trim().parse().unwrap_or(0),
-        IntOrString::Bool(b) => i64::from(b),
-        IntOrString::Float(_) | IntOrString::Null(()) => 0,
+}
+
+/// `sex`: a number or a string; anything unreadable is 0 (unknown), since nothing depends on it.
+fn int_or_string<'de, D: Deserializer<'de>>(de: D) -> Result<i64, D::Error> {
+    Ok(match Loose::deserialize(de)? {
+        Loose::Float(f) if f.is_finite() => f as i64,
+        other => other.integer().unwrap_or(0),
     })
+}
+
+/// `errcode`: a number or a string. Something that is not a number at all is not an errcode.
+fn optional_int<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> {
+    Ok(Loose::deserialize(de)?.integer())
+}
+
+/// `expires_in`: a non-negative whole number of seconds, as a number or a string.
+fn seconds<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+    Loose::deserialize(de)?
+        .integer()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{REFUSED}expires_in is not a number")))
+}
+
+/// `is_snapshotuser`: `0` and `1` (numbers or strings) mean what they say; any other value fails
+/// closed, as a snapshot, because a wrong "no" would sign a virtual openid in.
+fn snapshot_flag<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
+    Ok(Loose::deserialize(de)?.integer() != Some(0))
+}
+
+fn snapshot_flag_out<S: serde::Serializer>(flag: &bool, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_u8(u8::from(*flag))
+}
+
+/// Longest openid or unionid accepted (WeChat's are 28–29 characters).
+const MAX_IDENTITY: usize = 64;
+/// Longest token accepted (WeChat's are about 110 bytes).
+const MAX_TOKEN: usize = 512;
+
+/// Whether `s` can be an openid or unionid: 1–64 characters of `[A-Za-z0-9_-]`.
+pub(crate) fn is_identity(s: &str) -> bool {
+    (1..=MAX_IDENTITY).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn identity<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let s = String::deserialize(de)?;
+    if is_identity(&s) {
+        Ok(s)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{REFUSED}openid is not 1-{MAX_IDENTITY} characters of [A-Za-z0-9_-] ({} bytes)",
+            s.len()
+        )))
+    }
+}
+
+/// A unionid when there is one. `null` and `""` are "none": neither can merge two users.
+fn optional_identity<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(de)? {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) if is_identity(&s) => Ok(Some(s)),
+        Some(s) => Err(serde::de::Error::custom(format!(
+            "{REFUSED}unionid is not 1-{MAX_IDENTITY} characters of [A-Za-z0-9_-] ({} bytes)",
+            s.len()
+        ))),
+    }
+}
+
+fn token<'de, D: Deserializer<'de>, T: From<String>>(de: D) -> Result<T, D::Error> {
+    let s = String::deserialize(de)?;
+    if (1..=MAX_TOKEN).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(T::from(s))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{REFUSED}a token is not 1-{MAX_TOKEN} bytes of visible ASCII ({} bytes)",
+            s.len()
+        )))
+    }
 }
 
 #[cfg(test)]
@@ -336,7 +449,7 @@ mod tests {
         assert_eq!(t.refresh_token.secret(), "RT");
         assert_eq!(
             (t.expires_in, t.openid.as_str(), t.is_snapshotuser),
-            (7200, "o1", 1)
+            (7200, "o1", true)
         );
         assert_eq!(t.unionid.as_deref(), Some("u1"));
     }
@@ -392,5 +505,88 @@ mod tests {
                 "{body:?}"
             );
         }
+    }
+
+    #[test]
+    fn numbers_as_strings_and_a_byte_order_mark() {
+        let body =
+            "\u{feff}{\"access_token\":\"AT\",\"expires_in\":\"7200\",\"refresh_token\":\"RT\",\
+                    \"openid\":\"o1\",\"is_snapshotuser\":\"0\"}";
+        let t: TokenResponse = parse(body.as_bytes()).unwrap();
+        assert_eq!((t.expires_in, t.is_snapshotuser), (7200, false));
+        let e =
+            parse::<TokenResponse>("\u{feff}{\"errcode\":\"40029\",\"errmsg\":\"x\"}".as_bytes());
+        assert!(matches!(
+            e,
+            Err(ParseError::Api {
+                code: ErrCode::InvalidCode,
+                ..
+            })
+        ));
+        for bad in [r#""soon""#, "-5", "1.5", "null"] {
+            let body = format!(
+                r#"{{"access_token":"AT","expires_in":{bad},"refresh_token":"RT","openid":"o1"}}"#
+            );
+            assert!(parse::<TokenResponse>(body.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn snapshot_flag_fails_closed() {
+        let flag = |v: &str| {
+            let body = format!(
+                r#"{{"access_token":"AT","expires_in":7200,"refresh_token":"RT","openid":"o1","is_snapshotuser":{v}}}"#
+            );
+            parse::<TokenResponse>(body.as_bytes())
+                .unwrap()
+                .is_snapshotuser
+        };
+        assert!(!flag("0") && !flag(r#""0""#));
+        for snapshot in [
+            "1", r#""1""#, r#""1.0""#, "0.5", "true", "false", "null", "2", r#""""#,
+        ] {
+            assert!(flag(snapshot), "{snapshot}");
+        }
+        // The flag survives the trip through a shared refresh.
+        let body = br#"{"access_token":"AT","expires_in":7200,"refresh_token":"RT","openid":"o1"}"#;
+        let t: TokenResponse = parse(body).unwrap();
+        let back: TokenResponse = parse(serde_json::to_string(&t).unwrap().as_bytes()).unwrap();
+        assert!(!back.is_snapshotuser);
+    }
+
+    #[test]
+    fn identities_and_tokens_are_validated() {
+        let answer = |openid: &str, unionid: &str, at: &str| {
+            format!(
+                r#"{{"access_token":"{at}","expires_in":7200,"refresh_token":"RT","openid":"{openid}","unionid":"{unionid}"}}"#
+            )
+        };
+        assert!(parse::<TokenResponse>(answer("oAb_-9", "uX", "AT").as_bytes()).is_ok());
+        let long = "o".repeat(65);
+        let huge = "A".repeat(513);
+        for (openid, unionid, at) in [
+            ("", "u1", "AT"),
+            (long.as_str(), "u1", "AT"),
+            ("o 1", "u1", "AT"),
+            ("o1", "u/1", "AT"),
+            ("o1", long.as_str(), "AT"),
+            ("o1", "u1", ""),
+            ("o1", "u1", huge.as_str()),
+        ] {
+            let e = parse::<TokenResponse>(answer(openid, unionid, at).as_bytes()).unwrap_err();
+            let ParseError::Malformed(why) = e else {
+                panic!("{e:?}")
+            };
+            assert!(why.contains("refused") || why.contains("is not"), "{why}");
+            assert!(!why.contains(&huge) && !why.contains(&long), "{why}");
+        }
+        let empty_union = answer("o1", "", "AT");
+        assert_eq!(
+            parse::<TokenResponse>(empty_union.as_bytes())
+                .unwrap()
+                .unionid,
+            None
+        );
+        assert!(parse::<Profile>(br#"{"openid":""}"#).is_err());
     }
 }

@@ -205,13 +205,50 @@ fn cookie_header(browser: &common::Browser, base: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Starts a sign-in on `path` with the session `cookie` (updated in place): the new `state`.
+/// Applies an answer's `Set-Cookie`s to a `Cookie` header value, as a browser would (by name:
+/// these tests use one path per name).
+fn keep_cookies(cookie: &mut String, res: &Raw) {
+    let mut jar: Vec<(String, String)> = cookie
+        .split("; ")
+        .filter_map(|c| c.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    for (_, set) in res
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+    {
+        let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+        let (name, value) = pair.split_once('=').unwrap();
+        jar.retain(|(n, _)| n != name);
+        if !attributes.contains("Max-Age=0") {
+            jar.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    *cookie = jar
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+}
+
+/// The pending sign-ins a `Cookie` header value holds, oldest first.
+fn pending_in(cookie: &str) -> Vec<serde_json::Value> {
+    let mut pending: Vec<serde_json::Value> = cookie
+        .split("; ")
+        .filter_map(|c| c.split_once('='))
+        .filter(|(k, _)| k.starts_with("wxs_"))
+        .filter_map(|(k, v)| common::open_pending(k, v))
+        .collect();
+    pending.sort_by_key(|p| p["at"].as_u64());
+    pending
+}
+
+/// Starts a sign-in on `path` with the cookies `cookie` (updated in place): the new `state`.
 fn challenge(addr: &str, path: &str, cookie: &mut String) -> String {
     let res = raw_get(addr, path.as_bytes(), &[("cookie", cookie.as_bytes())]).unwrap();
     assert_eq!(res.status, 302, "{res:?}");
-    if let Some(set) = res.session_cookie() {
-        *cookie = set;
-    }
+    keep_cookies(cookie, &res);
     let location = res.header("location").unwrap();
     Url::parse(location)
         .unwrap()
@@ -220,22 +257,6 @@ fn challenge(addr: &str, path: &str, cookie: &mut String) -> String {
         .unwrap()
         .1
         .into_owned()
-}
-
-/// The session as the test app's Signed cookie holds it (MAC, then the JSON map).
-fn session_json(cookie: &str) -> serde_json::Value {
-    let value = cookie.strip_prefix("id=").unwrap();
-    let decoded = percent_encoding::percent_decode_str(value)
-        .decode_utf8()
-        .unwrap()
-        .into_owned();
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&decoded[44..]).unwrap();
-    serde_json::Value::Object(
-        map.into_iter()
-            .map(|(k, v)| (k, serde_json::from_str(v.as_str().unwrap()).unwrap()))
-            .collect(),
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,15 +373,25 @@ fn loose_int() -> impl Strategy<Value = J> {
     ]
 }
 
+/// A token as WeChat issues it: visible ASCII, at most 512 bytes.
+fn wire_token() -> impl Strategy<Value = String> {
+    "[!-~]{1,512}"
+}
+
+/// An openid or unionid: 1–64 characters of `[A-Za-z0-9_-]`.
+fn identity() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_-]{1,64}"
+}
+
 /// A well-formed token answer with hostile contents, extra fields, in any field order.
 fn token_answer() -> impl Strategy<Value = J> {
     (
-        wechat_string(),
+        wire_token(),
         0..=i64::MAX,
-        wechat_string(),
-        wechat_string(),
+        wire_token(),
+        identity(),
         prop::option::of(wechat_string()),
-        prop::option::of(prop::option::of(wechat_string())),
+        prop::option::of(prop::option::of(identity())),
         prop::option::of(loose_int()),
         prop::option::of(Just(0i64)),
         prop::collection::vec(("x_[a-z]{0,6}", json_value()), 0..4),
@@ -440,6 +471,34 @@ proptest! {
         let [token, _, ack] = parse_answers(&body);
         prop_assert!(token, "token answer refused: {}", String::from_utf8_lossy(&body));
         prop_assert!(ack);
+    }
+
+    /// An identity or a token outside what WeChat issues is refused, never signed in: an empty
+    /// or oversized openid, a unionid or token with other characters.
+    #[test]
+    fn odd_identities_and_tokens_are_refused(
+        answer in token_answer(),
+        field in prop::sample::select(vec!["openid", "unionid", "access_token", "refresh_token"]),
+        bad in prop_oneof![
+            Just(String::new()),
+            "[A-Za-z0-9]{513,600}",
+            "[a-z]{0,5}[ /+=.!\u{80}-\u{10ffff}][a-z]{0,5}",
+        ],
+    ) {
+        let J::Obj(mut fields) = answer else { unreachable!() };
+        let is_token = field.ends_with("_token");
+        if is_token && !bad.is_empty() && bad.len() <= 512 && bad.bytes().all(|b| b.is_ascii_graphic()) {
+            // A visible-ASCII token under 512 bytes is a token.
+            return Ok(());
+        }
+        if field == "unionid" && bad.is_empty() {
+            // An empty unionid is "none".
+            return Ok(());
+        }
+        fields.retain(|(k, _)| k != field);
+        fields.push((field.to_owned(), J::Str(bad.clone())));
+        let body = J::Obj(fields).to_body(false);
+        prop_assert!(!parse_answers(&body)[0], "{field}={bad:?} accepted");
     }
 
     /// A non-zero `errcode` is an error whatever else the body holds (even a whole token answer).
@@ -586,11 +645,15 @@ fn recorded_return_tos_stay_on_the_origin_whatever_the_request_target() {
                 prop_assert_eq!(res.status, 400, "{:?}", res);
                 return Ok(());
             }
-            let cookie = res
-                .session_cookie()
-                .expect("a session with the pending sign-in");
-            let session = session_json(&cookie);
-            let return_to = session["wxp"][0]["t"].as_str().unwrap().to_owned();
+            prop_assert!(
+                res.session_cookie().is_none(),
+                "no session before a sign-in"
+            );
+            let mut cookie = String::new();
+            keep_cookies(&mut cookie, &res);
+            let pending = pending_in(&cookie);
+            prop_assert_eq!(pending.len(), 1, "{:?}", res);
+            let return_to = pending[0]["t"].as_str().unwrap().to_owned();
             prop_assert_eq!(same_origin_path(&return_to), return_to.as_str());
             let callback = Url::parse(&s.url("/wechat/callback?code=c&state=s")).unwrap();
             let landed = callback.join(&format!("{return_to}#")).unwrap();
@@ -1132,13 +1195,8 @@ fn pending_sign_ins_are_bounded_and_the_oldest_dropped() {
     let states: Vec<String> = (0..10)
         .map(|i| challenge(&addr, &format!("/info?tab={i}"), &mut cookie))
         .collect();
-    let session = session_json(&cookie);
-    let kept: Vec<&str> = session["wxp"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["s"].as_str().unwrap())
-        .collect();
+    let pending = pending_in(&cookie);
+    let kept: Vec<&str> = pending.iter().map(|p| p["s"].as_str().unwrap()).collect();
     assert_eq!(
         kept,
         states[7..].iter().map(String::as_str).collect::<Vec<_>>()
@@ -1152,7 +1210,7 @@ fn pending_sign_ins_are_bounded_and_the_oldest_dropped() {
     assert_eq!(s.emulator.call_count(Endpoint::AccessToken), 0);
     // The newest completes through the emulator.
     let location = raw_get(&addr, b"/info?tab=last", &[("cookie", cookie.as_bytes())]).unwrap();
-    cookie = location.session_cookie().unwrap_or(cookie);
+    keep_cookies(&mut cookie, &location);
     let authorize = location
         .header("location")
         .unwrap()
@@ -1238,8 +1296,9 @@ fn oversized_heads_and_queries_get_4xx_never_500() {
     }
     let res = answer(format!("/info?{query}").as_bytes(), &[]).unwrap();
     assert_eq!(res.status, 302);
-    let session = session_json(&res.session_cookie().unwrap());
-    assert_eq!(session["wxp"][0]["t"], "/info");
+    let mut cookie = String::new();
+    keep_cookies(&mut cookie, &res);
+    assert_eq!(pending_in(&cookie)[0]["t"], "/info");
     assert_eq!(s.emulator.call_count(Endpoint::AccessToken), 0);
 }
 

@@ -62,16 +62,35 @@ async fn anonymous_page_is_sent_to_the_authorize_page_with_exact_parameters() {
     );
     assert_eq!(hop.headers.get("cache-control").unwrap(), "no-store");
 
-    // The state is saved in the session with the return-to and the scope.
-    let session = browser.session(&s.app.base);
-    let pending = &session["wxp"][0];
-    assert_eq!(pending["s"], state.as_str());
-    assert_eq!(pending["t"], "/info?item=42&x=%2F");
-    assert_eq!(pending["c"], "snsapi_userinfo");
+    // The state is kept in an encrypted cookie of its own, named after it, not in the session:
+    // an anonymous request creates no session.
+    let set_cookie: Vec<&str> = hop
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(set_cookie.len(), 1, "{set_cookie:?}");
+    let cookie = set_cookie[0];
+    assert!(
+        cookie.starts_with(&format!("wxs_{}=", &state[..12])),
+        "{cookie}"
+    );
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+    }
+    assert!(
+        !cookie.contains(state.as_str()) && !cookie.contains("info"),
+        "{cookie}"
+    );
+    assert_eq!(browser.session(&s.app.base), serde_json::Value::Null);
 
-    // Each challenge gets a fresh state.
+    // Another page gets a state of its own; the same page again reuses its pending sign-in.
     let again = browser.get(&s.url("/info")).await.location.unwrap();
     assert_ne!(&authorize_params(&again)[4].1, state);
+    let same = browser.get(&s.url("/info")).await.location.unwrap();
+    assert_eq!(same, again);
+    assert_eq!(browser.pending_cookies(&s.app.base).len(), 2);
 }
 
 #[actix_web::test]
@@ -114,7 +133,14 @@ async fn full_sign_in_lands_on_the_page_asked_for_with_a_renewed_session() {
     assert!(wx["a"].as_str().unwrap().len() > 20 && wx["r"].as_str().unwrap().len() > 20);
     assert!(wx["e"].as_u64().unwrap() > wx["c"].as_u64().unwrap());
     assert_eq!(wx["p"]["nickname"], user.nickname.as_str());
-    assert_eq!(session["wxp"][0]["used"], true);
+    assert!(session.get("wxp").is_none());
+    // The pending sign-in is consumed; a marker only the callback sees remembers it as used.
+    assert!(browser.pending_cookies(&s.app.base).is_empty());
+    let at_callback = browser.cookie_names(&s.url("/wechat/callback"));
+    assert!(
+        at_callback.iter().any(|n| n.starts_with("wxu_")),
+        "{at_callback:?}"
+    );
 }
 
 #[actix_web::test]
@@ -194,15 +220,16 @@ async fn excluded_paths_pass_untouched() {
     // error, not a redirect.
     let hop = browser.get(&s.url("/static/app.js")).await;
     assert_eq!(hop.status, StatusCode::INTERNAL_SERVER_ERROR);
-    // CORS preflights never carry cookies: never challenged.
-    let preflight = browser
+    // OPTIONS is gated like any other method: a forged "preflight" does not get through.
+    let options = browser
         .client
         .request(reqwest::Method::OPTIONS, s.url("/other"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
         .send()
         .await
         .unwrap();
-    assert_ne!(preflight.status(), StatusCode::FOUND);
-    assert!(preflight.headers().get("set-cookie").is_none());
+    assert_eq!(options.status(), StatusCode::FOUND);
     // Not excluded: redirect.
     assert_eq!(
         browser.get(&s.url("/other")).await.status,

@@ -637,6 +637,8 @@ fn fault_kind(fault: &Fault) -> &'static str {
         Fault::Delay(_) => FAULT_KINDS[3],
         Fault::StallBody => FAULT_KINDS[4],
         Fault::ErrCode(_) => "errcode",
+        Fault::LooseNumbers => "loose numbers",
+        Fault::Body(_) => "body",
     }
 }
 

@@ -99,7 +99,7 @@ where
     let at = SystemTime::now();
     let fault = shared.take_fault(endpoint);
     let stall = match &fault {
-        None => false,
+        None | Some(Fault::LooseNumbers) => false,
         Some(Fault::Delay(d)) => {
             actix_web::rt::time::sleep(*d).await;
             false
@@ -117,7 +117,10 @@ where
             return answer.into_response();
         }
     };
-    let answer = handler();
+    let mut answer = handler();
+    if fault == Some(Fault::LooseNumbers) {
+        answer.body = loosen_numbers(&answer.body);
+    }
     shared.record_call(Call {
         endpoint,
         at,
@@ -177,7 +180,34 @@ fn fault_answer(endpoint: Endpoint, fault: &Fault) -> Answer {
             a.errcode = Call::MALFORMED_FAULT;
             a
         }
+        Fault::Body(ref body) => {
+            let mut a = Answer::api(ApiOutcome::err(0, None));
+            a.body.clone_from(body);
+            a.errcode = Call::BODY_FAULT;
+            a
+        }
         // Not replacing faults; handled by `serve`.
-        Fault::Delay(_) | Fault::StallBody => Answer::api(ApiOutcome::err(-1, None)),
+        Fault::Delay(_) | Fault::StallBody | Fault::LooseNumbers => {
+            Answer::api(ApiOutcome::err(-1, None))
+        }
+    }
+}
+
+/// The answer's JSON with every number as a string, behind a byte-order mark.
+fn loosen_numbers(body: &str) -> String {
+    fn loosen(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Number(n) => *value = serde_json::Value::String(n.to_string()),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(loosen),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(loosen),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            loosen(&mut value);
+            format!("\u{feff}{value}")
+        }
+        Err(_) => body.to_owned(),
     }
 }

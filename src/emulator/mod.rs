@@ -160,7 +160,7 @@
 //!
 //! Endpoint names are `authorize`, `access_token`, `refresh_token`, `userinfo`, `auth`. Faults are
 //! `"busy"`, `{"http_status":502}`, `"malformed"`, `{"err_code":45009}` (alias `errcode`),
-//! `{"delay":1500}` (milliseconds) and `"stall_body"`; `times` is optional (absent or `null`: until
+//! `{"delay":1500}` (milliseconds), `"stall_body"`, `"loose_numbers"` and `{"body":"…"}`; `times` is optional (absent or `null`: until
 //! cleared). Bad control requests get HTTP 400 `{"error":"…"}`.
 
 use std::fmt;
@@ -856,7 +856,7 @@ impl Endpoint {
 /// A failure to inject with [`Emulator::inject_fault`].
 ///
 /// In JSON: `"busy"`, `{"http_status":502}`, `"malformed"`, `{"err_code":45009}`,
-/// `{"delay":1500}` (milliseconds), `"stall_body"`.
+/// `{"delay":1500}` (milliseconds), `"stall_body"`, `"loose_numbers"`, `{"body":"…"}`.
 ///
 /// # Example
 ///
@@ -887,6 +887,13 @@ pub enum Fault {
     /// Send the headers (with the full `Content-Length`) and the first half of the normal body, then
     /// stall for 120 s without closing, then drop the connection.
     StallBody,
+    /// Answer normally, but with every number of the JSON body sent as a string
+    /// (`"expires_in":"7200"`, `"errcode":"40029"`) and the body prefixed by a UTF-8 byte-order
+    /// mark: quirks seen from gateways in front of WeChat.
+    LooseNumbers,
+    /// HTTP 200, `text/plain`, exactly this body instead of the answer (nothing is processed: a
+    /// code stays unused). For hostile answers: an empty or oversized openid, odd flags.
+    Body(String),
 }
 
 mod duration_ms {
@@ -1115,4 +1122,11 @@ impl Call {
     /// assert_eq!(actix_wechat_auth::emulator::Call::STALL_FAULT, -9003);
     /// ```
     pub const STALL_FAULT: i64 = -9003;
+
+    /// [`Call::errcode`] of a call answered by a [`Fault::Body`].
+    ///
+    /// ```
+    /// assert_eq!(actix_wechat_auth::emulator::Call::BODY_FAULT, -9004);
+    /// ```
+    pub const BODY_FAULT: i64 = -9004;
 }

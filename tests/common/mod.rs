@@ -184,9 +184,24 @@ pub fn start_app(listener: TcpListener, config: WeChatConfig, shape: Shape) -> S
     Server { base, handle }
 }
 
+/// The key of the test apps' pending sign-in cookies, so that tests can read them.
+pub fn pending_key() -> Key {
+    Key::from(&[7; 64])
+}
+
+/// A pending sign-in cookie's content (`{"s": state, "t": return_to, "c": scope, …}`), if it is
+/// one of ours.
+pub fn open_pending(name: &str, value: &str) -> Option<Value> {
+    let jar = actix_web::cookie::CookieJar::new();
+    let cookie = actix_web::cookie::Cookie::new(name.to_owned(), value.to_owned());
+    let opened = jar.private(&pending_key()).decrypt(cookie)?;
+    serde_json::from_str(opened.value()).ok()
+}
+
 /// A config pointing at the emulator, for the app at `app_base`, with test-friendly timeouts.
 pub fn config(emulator: &Emulator, app_base: &str) -> WeChatConfigBuilder {
     WeChatConfig::builder(emulator.appid(), emulator.secret())
+        .cookie_key(pending_key())
         .public_url(app_base)
         .open_base(emulator.open_base())
         .api_base(emulator.api_base())
@@ -365,6 +380,24 @@ impl Browser {
                 })
                 .collect(),
         )
+    }
+
+    /// The names of the cookies the browser would send to `url`.
+    pub fn cookie_names(&self, url: &str) -> Vec<String> {
+        self.jar
+            .cookies(&reqwest::Url::parse(url).unwrap())
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+            .split("; ")
+            .filter_map(|c| c.split_once('=').map(|(name, _)| name.to_owned()))
+            .collect()
+    }
+
+    /// The pending sign-in cookies (`wxs_…`) the browser holds for the app.
+    pub fn pending_cookies(&self, app_base: &str) -> Vec<String> {
+        let mut names = self.cookie_names(app_base);
+        names.retain(|n| n.starts_with("wxs_"));
+        names
     }
 
     pub fn session_cookie_len(&self, app_base: &str) -> usize {
