@@ -195,15 +195,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     actix_web::rt::System::new().block_on(f)
 }
 
-/// The cookies a harness browser holds for the app, as a `Cookie` header value.
-fn cookie_header(browser: &common::Browser, base: &str) -> String {
-    use reqwest::cookie::CookieStore as _;
-    browser
-        .jar
-        .cookies(&reqwest::Url::parse(base).unwrap())
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
+use common::cookie_header;
 
 /// Applies an answer's `Set-Cookie`s to a `Cookie` header value, as a browser would (by name:
 /// these tests use one path per name).

@@ -23,6 +23,7 @@ use actix_wechat_auth::{
     session_store_guard, Scope, WeChatAuth, WeChatConfig, WeChatUser,
 };
 use common::{capture_logs, free_base, logs, redis_server::Redis, sign_in, Browser, Server};
+use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -74,6 +75,21 @@ fn instance(listener: TcpListener, config: WeChatConfig, redis: &Redis, key: Key
                         web::get().to(|s: Session| async move {
                             s.purge();
                             HttpResponse::Ok().body("signed out")
+                        }),
+                    )
+                    .route(
+                        "/sign-out",
+                        web::get().to(|s: Session| async move {
+                            actix_wechat_auth::sign_out(&s);
+                            HttpResponse::Ok().body("signed out")
+                        }),
+                    )
+                    // The app's own session data, next to the sign-in.
+                    .route(
+                        "/cart",
+                        web::get().to(|s: Session| async move {
+                            s.insert("cart", 3).unwrap();
+                            HttpResponse::Ok().body("added")
                         }),
                     )
                     .wrap(wechat.optional())
@@ -282,4 +298,184 @@ async fn dropped_redis_connections_are_recovered_transparently() {
             );
         }
     }
+}
+
+/// Finding 3: anonymous requests (pages, JSON 401s, garbage or stale `id=` cookies) never write a
+/// session, so they create no Redis key for `volatile-ttl` eviction to weigh against real ones.
+#[actix_web::test]
+async fn anonymous_requests_leave_the_redis_key_count_unchanged() {
+    let f = Fleet::start(|c| c);
+    // A signed-out session's cookie, replayed: its key is gone from Redis.
+    let browser = Browser::new();
+    sign_in(&browser, &format!("{}/info", f.a.base)).await;
+    let stale = common::cookie_header(&browser, &f.a.base);
+    browser.get(&format!("{}/logout", f.a.base)).await;
+    assert!(f.redis.keys().is_empty(), "{:?}", f.redis.keys());
+    let before = f.redis.command("DBSIZE");
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let garbage = format!("id={}", "A".repeat(80));
+    let cookies = [
+        String::new(),
+        "id=garbage".to_owned(),
+        garbage,
+        "id=%00%ff%fe".to_owned(),
+        stale,
+    ];
+    let started = Instant::now();
+    let statuses = futures_util::stream::iter(0..10_000)
+        .map(|i| {
+            let base = if i % 2 == 0 { &f.a.base } else { &f.b.base };
+            let path = if i % 4 < 2 { "/info" } else { "/api/me" };
+            let mut req = client.get(format!("{base}{path}"));
+            let cookie = &cookies[i % cookies.len()];
+            if !cookie.is_empty() {
+                req = req.header("cookie", cookie.as_str());
+            }
+            async move { req.send().await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<u16>>()
+        .await;
+    let after = f.redis.command("DBSIZE");
+    println!(
+        "10,000 anonymous requests in {:?}: Redis DBSIZE {before} before, {after} after",
+        started.elapsed()
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 302 || *s == 401),
+        "{statuses:?}"
+    );
+    assert_eq!(before, after);
+    assert_eq!(after, ":0");
+}
+
+/// Finding 10: signing out deletes the session when nothing of the app's is left in it, and gives
+/// a session that still holds the app's data a new id.
+#[actix_web::test]
+async fn sign_out_purges_an_empty_session_and_renews_one_with_app_data() {
+    let f = Fleet::start(|c| c);
+    let browser = Browser::new();
+    sign_in(&browser, &format!("{}/info", f.a.base)).await;
+    assert_eq!(f.redis.keys().len(), 1);
+    browser.get(&format!("{}/sign-out", f.a.base)).await;
+    assert!(f.redis.keys().is_empty(), "{:?}", f.redis.keys());
+
+    sign_in(&browser, &format!("{}/info", f.a.base)).await;
+    browser.get(&format!("{}/cart", f.a.base)).await;
+    let signed_in = f.redis.keys();
+    let copied = common::cookie_header(&browser, &f.a.base);
+    browser.get(&format!("{}/sign-out", f.b.base)).await;
+    let signed_out = f.redis.keys();
+    assert_eq!(signed_out.len(), 1, "{signed_out:?}");
+    assert_ne!(signed_out, signed_in, "a new session id");
+    assert_eq!(
+        browser.get(&format!("{}/api/me", f.a.base)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A copy of the cookie from before the sign-out is worth nothing.
+    let replay = reqwest::Client::new()
+        .get(format!("{}/api/me", f.a.base))
+        .header("cookie", copied)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Finding 11: a waiting instance backs off (25 ms doubling to 400 ms, with jitter) instead of
+/// polling every 25 ms, and what is published for it is encrypted, under the appid's prefix.
+#[actix_web::test]
+async fn fleet_waiters_back_off_and_published_tokens_are_encrypted() {
+    let f = Fleet::start(|c| {
+        c.check_interval(Duration::ZERO)
+            .request_timeout(Duration::from_secs(4))
+    });
+    let browser = Browser::new();
+    sign_in(&browser, &format!("{}/info", f.a.base)).await;
+    f.emulator.expire_access_tokens();
+    // The refresh takes 3 s (under the 4 s deadline): one instance holds the lock, the other waits.
+    f.emulator.inject_fault(
+        Endpoint::RefreshToken,
+        Fault::Delay(Duration::from_secs(3)),
+        Some(1),
+    );
+    let monitor = f.redis.monitor();
+    let (a, b) = futures_util::future::join(
+        browser.get(&format!("{}/api/me", f.a.base)),
+        browser.get(&format!("{}/api/me", f.b.base)),
+    )
+    .await;
+    let commands = monitor.stop();
+    assert_eq!(
+        (a.status, b.status),
+        (StatusCode::OK, StatusCode::OK),
+        "{} {}",
+        a.body,
+        b.body
+    );
+    assert_eq!(a.json()["access_token"], b.json()["access_token"]);
+    assert_eq!(f.emulator.call_count(Endpoint::RefreshToken), 1);
+    let fleet: Vec<&String> = commands
+        .iter()
+        .filter(|c| c.contains("wechat-auth:"))
+        .collect();
+    // The holder: GET, SET NX, SET (publish), EVAL (unlock). The rest is the waiter's polling.
+    let waiter = fleet.len().saturating_sub(4);
+    println!(
+        "a 3 s refresh: {} fleet commands, {waiter} by the waiting instance (polling every 25 ms: ~240)",
+        fleet.len()
+    );
+    assert!(waiter <= 40, "{fleet:#?}");
+
+    let appid = f.emulator.appid();
+    let keys = f.redis.keys();
+    let published = keys
+        .iter()
+        .find(|k| k.contains(":refreshed:"))
+        .expect("the new tokens are published for a while");
+    assert!(
+        published.starts_with(&format!("wechat-auth:{appid}:refreshed:")),
+        "{published}"
+    );
+    let value = f.redis.value(published).unwrap();
+    let token = a.json()["access_token"].as_str().unwrap().to_owned();
+    assert!(
+        !value.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the access token is in Redis in clear"
+    );
+    assert!(!String::from_utf8_lossy(&value).contains("refresh_token"));
+}
+
+/// Finding 2 across instances: a stale cookie's check is made once for the whole fleet.
+#[actix_web::test]
+async fn one_check_across_the_fleet() {
+    let f = Fleet::start(|c| c.check_interval(Duration::from_secs(1)));
+    let browser = Browser::new();
+    sign_in(&browser, &format!("{}/info", f.a.base)).await;
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    f.emulator.inject_fault(
+        Endpoint::Auth,
+        Fault::Delay(Duration::from_millis(300)),
+        Some(1),
+    );
+    let cookie = common::cookie_header(&browser, &f.a.base);
+    let client = reqwest::Client::new();
+    let hops = futures_util::future::join_all((0..20).map(|i| {
+        let base = if i % 2 == 0 { &f.a.base } else { &f.b.base };
+        client
+            .get(format!("{base}/api/me"))
+            .header("cookie", cookie.as_str())
+            .send()
+    }))
+    .await;
+    assert!(hops
+        .iter()
+        .all(|h| h.as_ref().unwrap().status() == StatusCode::OK));
+    let checks = f.emulator.call_count(Endpoint::Auth);
+    println!("20 requests of a stale cookie over 2 instances: {checks} check(s)");
+    assert_eq!(checks, 1);
 }

@@ -439,3 +439,12 @@ pub fn query_pairs(url: &str) -> Vec<(String, String)> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
+
+/// The `Cookie` header a browser sends to `url`.
+pub fn cookie_header(browser: &Browser, url: &str) -> String {
+    browser
+        .jar
+        .cookies(&reqwest::Url::parse(url).unwrap())
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}

@@ -95,6 +95,56 @@ impl Redis {
             .collect()
     }
 
+    /// A key's value as raw bytes (a bulk reply), `None` when absent.
+    pub fn value(&self, key: &str) -> Option<Vec<u8>> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .write_all(format!("GET {key}\r\n").as_bytes())
+            .unwrap();
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        let split = reply.windows(2).position(|w| w == b"\r\n")?;
+        let len: i64 = String::from_utf8_lossy(&reply[1..split]).parse().ok()?;
+        let len = usize::try_from(len).ok()?;
+        reply.get(split + 2..split + 2 + len).map(<[u8]>::to_vec)
+    }
+
+    /// Starts recording every command Redis runs (`MONITOR`), until the returned handle is
+    /// stopped.
+    pub fn monitor(&self) -> Monitor {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, st) = (lines.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while !st.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    l.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        Monitor {
+            lines,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
     /// One inline command, its first reply line ("" when unreachable).
     pub fn command(&self, line: &str) -> String {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
@@ -111,6 +161,30 @@ impl Redis {
             .next()
             .unwrap_or("")
             .to_owned()
+    }
+}
+
+/// The commands Redis ran while it was recording.
+pub struct Monitor {
+    lines: std::sync::Arc<std::sync::Mutex<String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Monitor {
+    /// Stops recording; every command line seen (`+OK` excluded).
+    pub fn stop(mut self) -> Vec<String> {
+        thread::sleep(Duration::from_millis(200));
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        let lines = self.lines.lock().unwrap();
+        lines
+            .lines()
+            .filter(|l| l.starts_with('+') && l != &"+OK")
+            .map(str::to_owned)
+            .collect()
     }
 }
 
