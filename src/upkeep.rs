@@ -26,7 +26,7 @@ use crate::{
     flights::SingleFlight,
     session::SignedIn,
     tokens::{AccessToken, RefreshToken},
-    wire::TokenResponse,
+    wire::{ErrCode, TokenResponse},
 };
 
 /// How long a refresh's new tokens answer requests that still carry the replaced ones.
@@ -119,7 +119,8 @@ pub(crate) fn after_refresh(
 pub(crate) struct Upstream {
     checks: SingleFlight<AccessToken, ()>,
     refreshes: SingleFlight<(RefreshToken, AccessToken), Arc<TokenResponse>>,
-    refused: Arc<Mutex<HashMap<[u8; 32], u64>>>,
+    /// Token digest → (refused until, the errcode WeChat refused it with).
+    refused: Arc<Mutex<HashMap<[u8; 32], (u64, ErrCode)>>>,
     budget: Arc<Mutex<Budget>>,
     /// Other instances of the app to share checks and refreshes with.
     #[cfg(feature = "redis")]
@@ -172,17 +173,26 @@ impl Upstream {
                 user.access_token.clone(),
                 settings.check_interval,
                 || async {
+                    // Decided again inside the flight: a request that planned before another's
+                    // answer was known must not call again.
+                    self.refused_with(user.access_token.secret(), now)?;
                     if !every_request && !self.spend(&user.openid, settings) {
                         return Err(ErrorKind::Throttled);
                     }
-                    self.check_upstream(client, user, settings).await
+                    let outcome = self.check_upstream(client, user, settings).await;
+                    if let Err(ErrorKind::WeChat { code, .. }) = &outcome {
+                        if code.means_token_invalid() {
+                            let until = user.expires_at.max(now + 60);
+                            self.refuse(user.access_token.secret(), until, *code);
+                        }
+                    }
+                    outcome
                 },
             )
             .await;
         match ran.outcome {
             Ok(()) => AfterCheck::Valid,
             Err(ErrorKind::WeChat { code, .. }) if code.means_token_invalid() => {
-                self.refuse(user.access_token.secret(), user.expires_at.max(now));
                 AfterCheck::Invalid
             }
             Err(kind) => {
@@ -208,22 +218,30 @@ impl Upstream {
         let ran = self
             .refreshes
             .run(key, REFRESH_GRACE, || async {
+                self.refused_with(user.refresh_token.secret(), now)?;
                 if !self.spend(&user.openid, settings) {
                     return Err(ErrorKind::Throttled);
                 }
-                self.refresh_upstream(client, user).await.map(Arc::new)
+                let outcome = self.refresh_upstream(client, user).await;
+                if let Err(ErrorKind::WeChat { code, errmsg }) = &outcome {
+                    if !code.means_busy() {
+                        // Refused for good (42002, 40030, 40001…): a replay of this cookie
+                        // makes no call.
+                        info!(
+                            "WeChat refused the refresh token of a signed-in user ({code}: \
+                             {errmsg})"
+                        );
+                        let dies_at = user.signed_in_at.saturating_add(REFRESH_TOKEN_LIFE);
+                        self.refuse(user.refresh_token.secret(), dies_at.max(now + 60), *code);
+                    }
+                }
+                outcome.map(Arc::new)
             })
             .await;
         debug!("refresh {}", if ran.called { "made" } else { "shared" });
         match &ran.outcome {
             Ok(tokens) if tokens.openid != user.openid => {
                 error!("a refresh answered for another openid; signing the user out");
-            }
-            Err(ErrorKind::WeChat { code, errmsg }) if !code.means_busy() => {
-                // Refused for good (42002, 40030, 40001…): a replay of this cookie makes no call.
-                info!("WeChat refused the refresh token of a signed-in user ({code}: {errmsg})");
-                let dies_at = user.signed_in_at.saturating_add(REFRESH_TOKEN_LIFE);
-                self.refuse(user.refresh_token.secret(), dies_at.max(now + 60));
             }
             Err(kind) if still_usable => {
                 warn!("early refresh failed, using the current token: {kind}");
@@ -262,23 +280,32 @@ impl Upstream {
     }
 
     fn is_refused(&self, token: &str, now: u64) -> bool {
-        let refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
-        refused
-            .get(&digest(token))
-            .is_some_and(|&until| now < until)
+        self.refused_with(token, now).is_err()
     }
 
-    fn refuse(&self, token: &str, until: u64) {
+    /// `Err` with WeChat's remembered answer when `token` was refused for good.
+    fn refused_with(&self, token: &str, now: u64) -> Result<(), ErrorKind> {
+        let refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        match refused.get(&digest(token)) {
+            Some(&(until, code)) if now < until => Err(ErrorKind::WeChat {
+                code,
+                errmsg: "refused before (remembered)".to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn refuse(&self, token: &str, until: u64, code: ErrCode) {
         let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
         if refused.len() >= MAX_REFUSED {
             let now = crate::session::unix_now();
-            refused.retain(|_, &mut until| now < until);
+            refused.retain(|_, &mut (until, _)| now < until);
             if refused.len() >= MAX_REFUSED {
                 // Still full of live entries: forgetting some costs at most one call each.
                 refused.clear();
             }
         }
-        refused.insert(digest(token), until);
+        refused.insert(digest(token), (until, code));
     }
 
     /// Takes one call from `openid`'s budget for this minute; `false` when it is spent.

@@ -1201,7 +1201,10 @@ async fn http_control_endpoints() {
 
 #[actix_web::test]
 async fn login_endpoint_sets_the_user_cookie() {
-    let emu = Emulator::start().unwrap();
+    let emu = Emulator::builder()
+        .redirect_domain("app.example")
+        .start()
+        .unwrap();
     let openid = emu.add_user(EmulatedUser::new("登录用户"));
     let browser = Client::builder()
         .redirect(Policy::none())
@@ -1219,6 +1222,35 @@ async fn login_endpoint_sets_the_user_cookie() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(location(&res), "https://app.example/");
+    // Not an open redirect: other sites, protocol-relative and script URLs are refused.
+    for next in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "http://app.example.evil.example/",
+    ] {
+        let res = browser
+            .get(format!(
+                "{}/_emulator/login?openid={openid}&next={}",
+                emu.open_base(),
+                enc(next)
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{next}");
+    }
+    let res = browser
+        .get(format!(
+            "{}/_emulator/login?openid={openid}&next={}",
+            emu.open_base(),
+            enc("/connect/oauth2/authorize?x=1")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
     // The browser is now that user on the authorize page.
     let res = browser
         .get(authorize_url(&emu, CALLBACK, "snsapi_userinfo", "z"))

@@ -439,9 +439,20 @@ pub(crate) async fn login(req: HttpRequest, shared: web::Data<Shared>) -> HttpRe
                 .body("openid must be 1-64 characters of [A-Za-z0-9_-]");
         }
     }
+    let next = params.get("next").filter(|n| !n.is_empty());
+    if let Some(next) = next {
+        if !allowed_next(next, shared.config.redirect_domain.as_deref()) {
+            return HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body(
+                    "next must be a path on the emulator, or a URL of the app: the configured \
+                     redirect_domain, or a loopback host when none is configured",
+                );
+        }
+    }
     let (openid, _) = shared.resolve_user(wanted.map(String::as_str));
     let cookie = set_cookie(&openid);
-    match params.get("next").filter(|n| !n.is_empty()) {
+    match next {
         Some(next) => HttpResponse::Found()
             .insert_header(cookie)
             .insert_header(("location", next.as_str()))
@@ -453,6 +464,32 @@ pub(crate) async fn login(req: HttpRequest, shared: web::Data<Shared>) -> HttpRe
                 "<!DOCTYPE html><meta charset=\"utf-8\"><p>已登录微信用户 / signed in as <code id=\"openid\">{}</code></p>\n",
                 text(&openid)
             )),
+    }
+}
+
+/// Where `/_emulator/login` may send the browser: not an open redirect. A path on the emulator,
+/// or an http(s) URL on the registered web authorization domain (`redirect_domain`), or on a
+/// loopback host when none is registered (the app under test runs there).
+fn allowed_next(next: &str, redirect_domain: Option<&str>) -> bool {
+    let bytes = next.as_bytes();
+    if bytes.first() == Some(&b'/') {
+        return !matches!(bytes.get(1), Some(b'/' | b'\\'))
+            && !next.contains('\\')
+            && next.bytes().all(|b| b > b' ' && b != 0x7f);
+    }
+    let Ok(url) = Url::parse(next) else {
+        return false;
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return false;
+    }
+    match (redirect_domain, url.host()) {
+        (Some(domain), Some(url::Host::Domain(host))) => host.eq_ignore_ascii_case(domain),
+        (Some(domain), Some(host)) => host.to_string() == domain,
+        (None, Some(url::Host::Domain(host))) => host.eq_ignore_ascii_case("localhost"),
+        (None, Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        (None, Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        (_, None) => false,
     }
 }
 
