@@ -114,13 +114,15 @@ pub(crate) fn after_refresh(
     }
 }
 
+/// Token digest → (refused until, the errcode WeChat refused it with).
+type Refused = HashMap<[u8; 32], (u64, ErrCode)>;
+
 /// The upstream side of token upkeep, shared by every worker and instance of one configuration.
 #[derive(Clone, Default)]
 pub(crate) struct Upstream {
     checks: SingleFlight<AccessToken, ()>,
     refreshes: SingleFlight<(RefreshToken, AccessToken), Arc<TokenResponse>>,
-    /// Token digest → (refused until, the errcode WeChat refused it with).
-    refused: Arc<Mutex<HashMap<[u8; 32], (u64, ErrCode)>>>,
+    refused: Arc<Mutex<Refused>>,
     budget: Arc<Mutex<Budget>>,
     /// Other instances of the app to share checks and refreshes with.
     #[cfg(feature = "redis")]
