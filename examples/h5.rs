@@ -22,6 +22,7 @@
 //! | `WECHAT_OPEN_BASE` | authorize page host, default `https://open.weixin.qq.com` |
 //! | `WECHAT_API_BASE` | sns API host, default `https://api.weixin.qq.com` |
 //! | `WECHAT_CHECK_INTERVAL` | seconds between `/sns/auth` checks of a signed-in token; `0` = every request; unset = the crate's default (300) |
+//! | `ALLOW_INSECURE_HTTP` | `1`: accept plain `http` for `PUBLIC_URL` (and the WeChat bases) on a non-loopback host, e.g. a WeChat test account reaching a laptop's LAN address (a warning is logged at start); unset: such a URL is refused. Loopback never needs it |
 //! | `SESSION_KEY` | the cookie key: 128 hex digits (64 bytes); default a random key per start, so restarting signs everyone out |
 //! | `REDIS_URL` | sessions in Redis (e.g. `redis://127.0.0.1:6379`), shared by every instance, and token refreshes shared through it; unset: sessions in the encrypted cookie |
 //! | `RUST_LOG` | `env_logger` filter, default `info` |
@@ -160,6 +161,11 @@ fn run() -> Result<(), String> {
         })
         .transpose()?;
     let key = session_key()?;
+    let allow_insecure_http = match var("ALLOW_INSECURE_HTTP").as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(other) => return Err(format!("ALLOW_INSECURE_HTTP must be 1 or 0, got {other:?}")),
+    };
 
     let bind = var("BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let listener =
@@ -179,7 +185,20 @@ fn run() -> Result<(), String> {
     }
 
     let upstream = upstream()?;
+    if upstream.emulator.is_some() && !local.ip().is_loopback() {
+        warn!(
+            "BIND {bind} is reachable from other machines, but the embedded emulator's pages are \
+             on localhost: other machines cannot sign in through it"
+        );
+    }
+    if allow_insecure_http {
+        warn!(
+            "ALLOW_INSECURE_HTTP=1: plain http is accepted off loopback; sign-in codes and tokens \
+             cross the network unencrypted (a test network only)"
+        );
+    }
     let mut builder = WeChatConfig::builder(upstream.appid.as_str(), upstream.secret.as_str())
+        .allow_insecure_http(allow_insecure_http)
         .public_url(public_url.as_str())
         .scope(Scope::UserInfo)
         .api_path_prefix("/api/")

@@ -39,12 +39,19 @@
 //! ```
 //!
 //! # Session size
-//! The session holds the openid, unionid, granted scope, both tokens, the expiry, the time of the
-//! last check and, for `snsapi_userinfo`, the profile, plus up to three pending sign-ins (return-to
-//! at most 256 bytes, else the bare path). Profiles are capped (nickname 128 bytes, avatar URL 512
-//! bytes or dropped, 4 privileges of 32 bytes) so that the cookie store's 4 KB limit holds: the
-//! worst case is 2,330 bytes of session JSON, a 3,263-byte encrypted cookie
+//! The session holds the openid, unionid, granted scope, both tokens, the expiry, the times of the
+//! sign-in and of the last check and, for `snsapi_userinfo`, the profile. Profiles are capped
+//! (nickname 128 bytes, avatar URL 512 bytes or dropped, 4 privileges of 32 bytes) so that the
+//! cookie store's 4 KB limit holds: the worst case is a 3,263-byte encrypted cookie
 //! (`tests/wiring.rs::worst_case_session_cookie_fits_the_browser_limit`).
+//!
+//! Nothing is written to the session before a sign-in succeeds: a pending sign-in (its `state`,
+//! return-to at most 256 bytes, scope) is an encrypted `HttpOnly` cookie of its own, at most three
+//! per browser, so anonymous visitors cost a server-side store nothing.
+//!
+//! # CORS
+//! Every method is gated, `OPTIONS` included: a request cannot show that it is a real preflight.
+//! Answer preflights with `actix-cors` wrapped outside `WeChatAuth` and the session middleware.
 //!
 //! With actix-session's cookie store the tokens travel in the cookie: keep its content security
 //! `Private` (the default, encrypted). `Signed` would let the browser read the 30-day refresh token.

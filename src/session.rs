@@ -254,6 +254,33 @@ mod tests {
     }
 
     #[test]
+    fn sessions_of_the_previous_release_still_work() {
+        use actix_session::SessionExt as _;
+        let req = actix_web::test::TestRequest::default().to_srv_request();
+        let session = req.get_session();
+        // 0.1.0's shape: no "g" (sign-in time), pending sign-ins under "wxp".
+        session
+            .insert(
+                SIGNED_IN_KEY,
+                serde_json::json!({"i": "wx1", "o": "o1", "s": "snsapi_base", "a": "AT",
+                    "r": "RT", "e": 9_000, "c": 1_234}),
+            )
+            .unwrap();
+        session
+            .insert(
+                LEGACY_PENDING_KEY,
+                serde_json::json!([{"s": "abc", "t": "/", "c": "snsapi_base", "at": 1}]),
+            )
+            .unwrap();
+        let store = AuthSession(&session);
+        let user = store.signed_in("wx1").expect("still signed in");
+        assert_eq!((user.signed_in_at, user.checked_at), (1_234, 1_234));
+        store.set_signed_in(&user).unwrap();
+        assert!(!session.contains_key(LEGACY_PENDING_KEY));
+        assert!(session.get::<SignedIn>(SIGNED_IN_KEY).unwrap().is_some());
+    }
+
+    #[test]
     fn profile_is_capped_for_the_cookie() {
         let profile = Profile {
             openid: "o1".into(),

@@ -46,8 +46,9 @@ const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) 
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Variables the example reads; cleared before each start so that the caller's shell cannot leak in.
-const SITE_VARS: [&str; 11] = [
+const SITE_VARS: [&str; 12] = [
     "BIND",
+    "ALLOW_INSECURE_HTTP",
     "PUBLIC_URL",
     "WECHAT_APPID",
     "WECHAT_SECRET",
@@ -760,6 +761,29 @@ async fn h5_with_redis_url_shares_sessions_between_instances() {
     assert_eq!(me(&a.url).await.unwrap().status(), 401);
 }
 
+/// A WeChat test account reaching a laptop over the LAN: plain http off loopback, opted in, with a
+/// warning; listening on every interface with the embedded emulator, a warning that other
+/// machines cannot use its pages.
+#[test]
+fn h5_opts_in_to_plain_http_on_a_lan_address() {
+    let site = Site::start(
+        "lan",
+        &[
+            ("BIND", "0.0.0.0:0".to_owned()),
+            ("PUBLIC_URL", "http://192.0.2.10:8080".to_owned()),
+            ("ALLOW_INSECURE_HTTP", "1".to_owned()),
+        ],
+    );
+    let log = site.log_text();
+    assert!(log.contains("ALLOW_INSECURE_HTTP=1"), "{log}");
+    assert!(log.contains("other machines cannot sign in"), "{log}");
+    assert!(
+        site.url.starts_with("http://192.0.2.10:8080"),
+        "{}",
+        site.url
+    );
+}
+
 /// Settings the example refuses, loudly and with a non-zero exit.
 #[test]
 fn h5_refuses_bad_settings() {
@@ -776,6 +800,12 @@ fn h5_refuses_bad_settings() {
             "WECHAT_CHECK_INTERVAL",
         ),
         (vec![("PUBLIC_URL", "h5.example.com")], "public_url"),
+        // Plain http on a LAN address needs the opt-in.
+        (
+            vec![("PUBLIC_URL", "http://192.168.1.20:8080")],
+            "allow_insecure_http",
+        ),
+        (vec![("ALLOW_INSECURE_HTTP", "yes")], "ALLOW_INSECURE_HTTP"),
     ] {
         let vars: Vec<(&str, String)> = vars.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
         let (status, log) = run_to_exit(&vars);
