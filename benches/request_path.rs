@@ -113,7 +113,7 @@ fn request_path(c: &mut Criterion) {
             .with_headimgurl("https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTKxbench7ZrQ1ibA8Bq9FgXkL3mZcJw4pYtD0xVnN5s2RkUe8HoW6iPaTqS1yLfGdCb/132"),
     );
     let config = WeChatConfig::builder(emulator.appid(), emulator.secret())
-        .public_url("http://bench.local")
+        .public_url("http://localhost")
         .open_base(emulator.open_base())
         .api_base(emulator.api_base())
         .scope(Scope::UserInfo)

@@ -9,8 +9,9 @@ use actix_web::{
 use url::Url;
 
 use crate::{
-    config::WeChatConfig,
-    error::{Error, ErrorKind, Format},
+    config::{Site, WeChatConfig},
+    error::{Error, ErrorKind},
+    negotiate::Format,
     pending::PendingCookies,
     return_to,
     tokens::Scope,
@@ -18,20 +19,19 @@ use crate::{
 
 /// Where a challenged request should come back to: the page itself, or for an API call the page
 /// that made it (its same-origin `Referer`), else `/`.
-pub(crate) fn return_to_of(config: &WeChatConfig, req: &ServiceRequest, format: Format) -> String {
+pub(crate) fn return_to_of(site: &Site, req: &ServiceRequest, format: Format) -> String {
     match format {
         Format::Html => return_to::for_request(req.path(), req.query_string()),
-        Format::Json => referring_page(config, req).unwrap_or_else(|| "/".to_owned()),
+        Format::Json => referring_page(site, req).unwrap_or_else(|| "/".to_owned()),
     }
 }
 
-fn referring_page(config: &WeChatConfig, req: &ServiceRequest) -> Option<String> {
+fn referring_page(site: &Site, req: &ServiceRequest) -> Option<String> {
     let referer = Url::parse(req.headers().get(header::REFERER)?.to_str().ok()?).ok()?;
-    let inner = &config.inner;
-    if referer.origin().ascii_serialization() != inner.public_origin {
+    if referer.origin().ascii_serialization() != site.public_origin {
         return None;
     }
-    let path = referer.path().strip_prefix(inner.mount_path.as_str())?;
+    let path = referer.path().strip_prefix(site.mount_path.as_str())?;
     path.starts_with('/')
         .then(|| return_to::for_request(path, referer.query().unwrap_or("")))
 }

@@ -13,7 +13,8 @@ use crate::{
     authorize,
     client::WeChatClient,
     config::WeChatConfig,
-    error::{Error, ErrorKind, Format},
+    error::{Error, ErrorKind},
+    negotiate::Format,
     pending::{PendingCookies, PendingSignIn, StateMatch},
     session::{unix_now, AuthSession, SignedIn},
     tokens::Scope,
@@ -33,7 +34,8 @@ pub(crate) async fn handle(
     client: &WeChatClient,
     req: &ServiceRequest,
 ) -> HttpResponse {
-    let mut pending = PendingCookies::of(config, req);
+    let settings = &config.settings;
+    let mut pending = PendingCookies::of(&settings.site, &settings.sign_in, req);
     let mut res = match sign_in(config, client, req, &mut pending).await {
         Ok(res) => res,
         Err(err) => {
@@ -62,7 +64,7 @@ async fn sign_in(
     pending_cookies: &mut PendingCookies<'_>,
 ) -> Result<HttpResponse, Error> {
     let page = |kind| Error::new(kind, Format::Html);
-    let home = format!("{}/", config.inner.mount_path);
+    let home = format!("{}/", config.settings.site.mount_path);
     let query: CallbackQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| page(ErrorKind::BadCallback("unreadable or repeated parameters")))?;
     let state = query
@@ -84,7 +86,7 @@ async fn sign_in(
             return Err(page(ErrorKind::InvalidState).with_link(home))
         }
     };
-    let start_again = format!("{}{}", config.inner.mount_path, pending.return_to);
+    let start_again = format!("{}{}", config.settings.site.mount_path, pending.return_to);
 
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
         return Err(page(ErrorKind::AccessDenied).with_link(start_again));
@@ -93,7 +95,7 @@ async fn sign_in(
         return Err(page(ErrorKind::BadCallback("malformed code")));
     }
 
-    let tokens = match client.exchange_code(&code).await {
+    let tokens = match client.exchange_code(&config.settings.app, &code).await {
         Ok(tokens) => tokens,
         Err(ErrorKind::WeChat { code, .. }) if code.means_stale_code() => {
             return stale_code(config, &store, pending_cookies, pending, code, start_again);
@@ -121,8 +123,8 @@ async fn sign_in(
     };
 
     let user = stronger_grant(
-        store.signed_in(&config.inner.appid),
-        SignedIn::new(&config.inner.appid, tokens, profile, now),
+        store.signed_in(&config.settings.app.appid),
+        SignedIn::new(&config.settings.app.appid, tokens, profile, now),
     );
     let granted = user.scope;
     // A new session id after sign-in: a session id planted before it (fixation) is worthless.
@@ -185,7 +187,7 @@ fn stale_code(
 
 fn signed_in_for(config: &WeChatConfig, store: &AuthSession<'_>, scope: Scope) -> bool {
     store
-        .signed_in(&config.inner.appid)
+        .signed_in(&config.settings.app.appid)
         .is_some_and(|user| user.scope.satisfies(scope))
 }
 
@@ -197,7 +199,7 @@ fn back_to(config: &WeChatConfig, return_to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((
             header::LOCATION,
-            format!("{}{return_to}#", config.inner.mount_path),
+            format!("{}{return_to}#", config.settings.site.mount_path),
         ))
         .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
         .finish()

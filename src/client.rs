@@ -15,7 +15,7 @@ use log::{debug, warn};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    config::WeChatConfig,
+    config::{App, ClientSettings},
     error::ErrorKind,
     tokens::{AccessToken, RefreshToken},
     wire::{self, Acknowledgement, ErrCode, ParseError, Profile, TokenResponse},
@@ -115,20 +115,19 @@ impl From<Failure> for ErrorKind {
 /// there is one per worker thread.
 pub(crate) struct WeChatClient {
     http: awc::Client,
-    config: WeChatConfig,
+    settings: ClientSettings,
 }
 
 impl WeChatClient {
-    pub(crate) fn new(config: &WeChatConfig) -> Self {
-        let inner = &config.inner;
+    pub(crate) fn new(settings: &ClientSettings) -> Self {
         // awc builds its TLS config with rustls' process-wide provider, which rustls cannot pick
         // by itself when another crate of the app also enables aws-lc-rs. Choosing ring here is a
         // no-op when a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let connector = awc::Connector::new()
-            .rustls_0_23(tls_config(&inner.trusted_roots))
-            .timeout(inner.connect_timeout)
-            .handshake_timeout(inner.connect_timeout)
+            .rustls_0_23(tls_config(&settings.trusted_roots))
+            .timeout(settings.connect_timeout())
+            .handshake_timeout(settings.connect_timeout())
             .conn_keep_alive(POOL_KEEP_ALIVE);
         let http = awc::Client::builder()
             .connector(connector)
@@ -138,18 +137,21 @@ impl WeChatClient {
             .finish();
         Self {
             http,
-            config: config.clone(),
+            settings: settings.clone(),
         }
     }
 
     /// `/sns/oauth2/access_token`: exchanges a callback's `code`.
-    pub(crate) async fn exchange_code(&self, code: &str) -> Result<TokenResponse, ErrorKind> {
-        let inner = &self.config.inner;
+    pub(crate) async fn exchange_code(
+        &self,
+        app: &App,
+        code: &str,
+    ) -> Result<TokenResponse, ErrorKind> {
         self.call(
             Endpoint::AccessToken,
             &[
-                ("appid", &inner.appid),
-                ("secret", inner.secret.secret()),
+                ("appid", &app.appid),
+                ("secret", app.secret.secret()),
                 ("code", code),
                 ("grant_type", "authorization_code"),
             ],
@@ -158,11 +160,15 @@ impl WeChatClient {
     }
 
     /// `/sns/oauth2/refresh_token`: a new access token from the refresh token.
-    pub(crate) async fn refresh(&self, token: &RefreshToken) -> Result<TokenResponse, ErrorKind> {
+    pub(crate) async fn refresh(
+        &self,
+        app: &App,
+        token: &RefreshToken,
+    ) -> Result<TokenResponse, ErrorKind> {
         self.call(
             Endpoint::RefreshToken,
             &[
-                ("appid", &self.config.inner.appid),
+                ("appid", &app.appid),
                 ("grant_type", "refresh_token"),
                 ("refresh_token", token.secret()),
             ],
@@ -181,7 +187,7 @@ impl WeChatClient {
             &[
                 ("access_token", token.secret()),
                 ("openid", openid),
-                ("lang", self.config.inner.lang.as_str()),
+                ("lang", self.settings.lang.as_str()),
             ],
         )
         .await
@@ -202,11 +208,11 @@ impl WeChatClient {
         endpoint: Endpoint,
         query: &[(&str, &str)],
     ) -> Result<T, ErrorKind> {
-        let inner = &self.config.inner;
+        let settings = &self.settings;
         let query = serde_urlencoded::to_string(query)
             .map_err(|e| ErrorKind::UpstreamInvalid(format!("cannot encode the query: {e}")))?;
-        let url = format!("{}{}?{query}", inner.api_base, endpoint.path());
-        let mut backoff = inner.retry_backoff;
+        let url = format!("{}{}?{query}", settings.api_base, endpoint.path());
+        let mut backoff = settings.retry_backoff;
         let mut attempt = 1;
         loop {
             let started = std::time::Instant::now();
@@ -215,10 +221,10 @@ impl WeChatClient {
                     debug!("WeChat {endpoint} answered in {:?}", started.elapsed());
                     return Ok(value);
                 }
-                Err(failure) if attempt < inner.max_attempts && failure.retryable(endpoint) => {
+                Err(failure) if attempt < settings.max_attempts && failure.retryable(endpoint) => {
                     warn!(
                         "WeChat {endpoint} attempt {attempt}/{}: {failure}; retrying in {backoff:?}",
-                        inner.max_attempts
+                        settings.max_attempts
                     );
                     sleep(backoff).await;
                     backoff = backoff.saturating_mul(2);
@@ -233,13 +239,13 @@ impl WeChatClient {
     }
 
     async fn attempt<T: DeserializeOwned>(&self, url: &str) -> Result<T, Failure> {
-        let inner = &self.config.inner;
+        let settings = &self.settings;
         let exchange = async {
             let mut res = self.http.get(url).send().await.map_err(classify_send)?;
             let status = res.status();
             let body = res
                 .body()
-                .limit(inner.max_response_bytes)
+                .limit(settings.max_response_bytes)
                 .await
                 .map_err(|e| match e {
                     PayloadError::Overflow => Failure::TooLarge,
@@ -251,7 +257,7 @@ impl WeChatClient {
             }
             wire::parse(&body).map_err(Failure::Parse)
         };
-        timeout(inner.request_timeout, exchange)
+        timeout(settings.request_timeout, exchange)
             .await
             .unwrap_or(Err(Failure::Timeout))
     }

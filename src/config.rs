@@ -2,16 +2,15 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use actix_web::{
-    cookie::Key,
-    dev::ServiceRequest,
-    http::header::{self, Header as _},
-};
+use actix_web::{cookie::Key, dev::ServiceRequest};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rustls::pki_types::CertificateDer;
 use url::Url;
 
-use crate::tokens::{AppSecret, CsrfState, Scope};
+use crate::{
+    negotiate::RequestFilter,
+    tokens::{AppSecret, CsrfState, Scope},
+};
 
 /// Everything outside RFC 3986's unreserved characters is encoded, as WeChat requires for
 /// `redirect_uri`.
@@ -96,19 +95,6 @@ pub enum ConfigError {
     InvalidCertificate,
 }
 
-type RequestPredicate = Arc<dyn Fn(&ServiceRequest) -> bool + Send + Sync>;
-
-/// How API requests are told from page requests: API requests get a 401 JSON instead of a
-/// redirect, and JSON instead of HTML error pages.
-#[derive(Clone)]
-enum ApiDetection {
-    /// `Accept` prefers JSON, `X-Requested-With: XMLHttpRequest`, a `Sec-Fetch-Mode` other than
-    /// `navigate` (fetch, XHR, subresources), or a configured prefix.
-    Default { prefixes: Vec<String> },
-    /// A predicate of the user's.
-    Custom(RequestPredicate),
-}
-
 /// The validated configuration shared by every [`WeChatAuth`](crate::WeChatAuth) instance made
 /// from it. Cheap to clone.
 ///
@@ -128,73 +114,165 @@ enum ApiDetection {
 /// ```
 #[derive(Clone)]
 pub struct WeChatConfig {
-    pub(crate) inner: Arc<ConfigInner>,
+    pub(crate) settings: Arc<Settings>,
 }
 
-pub(crate) struct ConfigInner {
+/// Everything a configuration says, grouped by who uses it: each module takes its group.
+pub(crate) struct Settings {
+    /// The WeChat app signing users in, and its credentials.
+    pub(crate) app: App,
+    /// The sns API client (`client.rs`, `fleet.rs`).
+    pub(crate) client: ClientSettings,
+    /// Token upkeep (`upkeep.rs`).
+    pub(crate) upkeep: UpkeepSettings,
+    /// Starting a sign-in and its callback (`authorize.rs`, `callback.rs`, `pending.rs`).
+    pub(crate) sign_in: SignInSettings,
+    /// The site's URLs and cookies, derived from `public_url` by `build`.
+    pub(crate) site: Site,
+    /// Which requests are left alone or answered as API calls (`negotiate.rs`).
+    pub(crate) filter: RequestFilter,
+}
+
+/// A WeChat app: the appid and its appsecret.
+pub(crate) struct App {
     pub(crate) appid: String,
     pub(crate) secret: AppSecret,
-    pub(crate) scope: Scope,
-    pub(crate) callback_path: String,
-    /// The public URL's path without a trailing slash ("" at the root): where the app is mounted
-    /// behind a proxy; prefixed to the paths we redirect to.
-    pub(crate) mount_path: String,
-    pub(crate) public_origin: String,
-    pub(crate) redirect_uri: String,
-    /// `{open_base}/connect/oauth2/authorize?appid=..&redirect_uri=..&response_type=code&scope=`,
-    /// built once: the authorize URL is on the path of every anonymous request.
-    authorize_prefix: String,
+}
+
+/// How the sns API is called. Defaults: WeChat's host, 5 s per call, 3 attempts, 100 ms first
+/// backoff, 64 KiB answers, `zh_CN` profiles, the Web PKI roots.
+#[derive(Clone)]
+pub(crate) struct ClientSettings {
     pub(crate) api_base: String,
-    pub(crate) check_interval: Duration,
-    pub(crate) refresh_margin: Duration,
-    pub(crate) state_ttl: Duration,
     pub(crate) request_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
     pub(crate) max_attempts: u32,
     pub(crate) retry_backoff: Duration,
     pub(crate) max_response_bytes: usize,
     pub(crate) lang: Lang,
     /// Further trust anchors for `api_base` over https.
     pub(crate) trusted_roots: Vec<CertificateDer<'static>>,
-    /// Encrypts the pending sign-in cookies.
-    pub(crate) cookie_key: Key,
-    /// The path the pending sign-in cookies are scoped to: the callback's, as the browser sees it.
-    pub(crate) callback_cookie_path: String,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            api_base: "https://api.weixin.qq.com".to_owned(),
+            request_timeout: Duration::from_secs(5),
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(100),
+            max_response_bytes: 64 * 1024,
+            lang: Lang::ZhCn,
+            trusted_roots: Vec::new(),
+        }
+    }
+}
+
+impl ClientSettings {
+    /// Connecting (TCP and TLS) gets no longer than a whole call, and at most 5 s.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.request_timeout.min(Duration::from_secs(5))
+    }
+}
+
+/// How a signed-in session's tokens are kept fresh. Defaults: a check every 300 s, a refresh
+/// 300 s before expiry, sign-ins end after 30 days, 60 upstream calls per openid a minute.
+pub(crate) struct UpkeepSettings {
+    pub(crate) check_interval: Duration,
+    pub(crate) refresh_margin: Duration,
     pub(crate) max_sign_in_age: Duration,
     pub(crate) upstream_calls_per_minute: u32,
-    connect_redirect: bool,
-    api_detection: ApiDetection,
-    excluded_paths: Vec<String>,
-    excluded_prefixes: Vec<String>,
-    exclude_if: Option<RequestPredicate>,
+}
+
+impl Default for UpkeepSettings {
+    fn default() -> Self {
+        Self {
+            check_interval: Duration::from_secs(300),
+            refresh_margin: Duration::from_secs(300),
+            max_sign_in_age: Duration::from_secs(30 * 24 * 3600),
+            upstream_calls_per_minute: 60,
+        }
+    }
+}
+
+/// How a sign-in starts and ends. Defaults: `snsapi_base`, `/wechat/callback`, a `state` valid
+/// 10 minutes, `connect_redirect=1`.
+pub(crate) struct SignInSettings {
+    pub(crate) scope: Scope,
+    pub(crate) callback_path: String,
+    pub(crate) state_ttl: Duration,
+    pub(crate) connect_redirect: bool,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        Self {
+            scope: Scope::Base,
+            callback_path: "/wechat/callback".to_owned(),
+            state_ttl: Duration::from_secs(600),
+            connect_redirect: true,
+        }
+    }
+}
+
+/// The site as the browser sees it, worked out once by `build`.
+pub(crate) struct Site {
+    /// `scheme://host[:port]` of `public_url`.
+    pub(crate) public_origin: String,
+    /// The public URL's path without a trailing slash ("" at the root): where the app is mounted
+    /// behind a proxy; prefixed to the paths we redirect to.
+    pub(crate) mount_path: String,
+    /// `public_url` + the callback path: WeChat's `redirect_uri`.
+    pub(crate) redirect_uri: String,
+    /// `{open_base}/connect/oauth2/authorize?appid=..&redirect_uri=..&response_type=code&scope=`,
+    /// built once: the authorize URL is on the path of every anonymous request.
+    authorize_prefix: String,
+    /// The path the used-sign-in markers are scoped to: the callback's, as the browser sees it.
+    pub(crate) callback_cookie_path: String,
+    /// Encrypts the pending sign-in cookies.
+    pub(crate) cookie_key: Key,
+    /// Whether our cookies are `Secure` (`public_url` is https).
+    pub(crate) secure_cookies: bool,
 }
 
 impl WeChatConfig {
     /// Starts a configuration for the Official Account `appid` with its appsecret.
     pub fn builder(appid: impl Into<String>, secret: impl Into<AppSecret>) -> WeChatConfigBuilder {
-        WeChatConfigBuilder::new(appid.into(), secret.into())
+        WeChatConfigBuilder {
+            app: App {
+                appid: appid.into(),
+                secret: secret.into(),
+            },
+            public_url: None,
+            open_base: "https://open.weixin.qq.com".to_owned(),
+            allow_insecure_http: false,
+            cookie_key: None,
+            client: ClientSettings::default(),
+            upkeep: UpkeepSettings::default(),
+            sign_in: SignInSettings::default(),
+            filter: RequestFilter::default(),
+        }
     }
 
     /// The Official Account's appid.
     pub fn appid(&self) -> &str {
-        &self.inner.appid
+        &self.settings.app.appid
     }
 
     /// The scope required by a [`WeChatAuth`](crate::WeChatAuth) made with
     /// [`WeChatAuth::new`](crate::WeChatAuth::new).
     pub fn scope(&self) -> Scope {
-        self.inner.scope
+        self.settings.sign_in.scope
     }
 
     /// The path the middleware answers as the OAuth callback.
     pub fn callback_path(&self) -> &str {
-        &self.inner.callback_path
+        &self.settings.sign_in.callback_path
     }
 
     /// The `redirect_uri` sent to WeChat: the public URL plus the callback path. Never built from
     /// the request's `Host` header.
     pub fn redirect_uri(&self) -> &str {
-        &self.inner.redirect_uri
+        &self.settings.site.redirect_uri
     }
 
     /// The authorize URL for `scope` and `state`, parameters in the order WeChat requires.
@@ -216,107 +294,41 @@ impl WeChatConfig {
     /// # Ok::<(), actix_wechat_auth::ConfigError>(())
     /// ```
     pub fn authorize_url(&self, scope: Scope, state: &CsrfState) -> String {
-        let inner = &self.inner;
-        let mut url = String::with_capacity(inner.authorize_prefix.len() + 96);
-        url.push_str(&inner.authorize_prefix);
+        let prefix = &self.settings.site.authorize_prefix;
+        let mut url = String::with_capacity(prefix.len() + 96);
+        url.push_str(prefix);
         url.push_str(scope.as_str());
         url.push_str("&state=");
         url.push_str(state.as_str());
-        if inner.connect_redirect {
+        if self.settings.sign_in.connect_redirect {
             url.push_str("&connect_redirect=1");
         }
         url.push_str("#wechat_redirect");
         url
     }
 
-    pub(crate) fn is_excluded(&self, req: &ServiceRequest) -> bool {
-        let inner = &self.inner;
-        let path = req.path();
-        inner.excluded_paths.iter().any(|p| p == path)
-            || inner
-                .excluded_prefixes
-                .iter()
-                .any(|p| path.starts_with(p.as_str()))
-            || inner.exclude_if.as_ref().is_some_and(|f| f(req))
-    }
-
-    /// Whether `req` is an API call (401 JSON, JSON errors) rather than a page (redirect, HTML).
-    pub(crate) fn is_api_request(&self, req: &ServiceRequest) -> bool {
-        match &self.inner.api_detection {
-            ApiDetection::Custom(predicate) => predicate(req),
-            ApiDetection::Default { prefixes } => {
-                prefixes.iter().any(|p| req.path().starts_with(p.as_str()))
-                    || is_xhr_or_fetch(req.headers())
-                    || prefers_json(req)
-            }
-        }
-    }
-}
-
-/// The answer format for a request when no configuration is at hand (the extractor without the
-/// middleware, the session store guard): JSON for scripts, HTML for pages.
-pub(crate) fn guess_format(req: &impl actix_web::HttpMessage) -> crate::error::Format {
-    if is_xhr_or_fetch(req.headers()) || prefers_json(req) {
-        crate::error::Format::Json
-    } else {
-        crate::error::Format::Html
-    }
-}
-
-/// A script's request rather than a navigation: it cannot follow a redirect to WeChat.
-fn is_xhr_or_fetch(headers: &header::HeaderMap) -> bool {
-    headers
-        .get("x-requested-with")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"))
-        || headers
-            .get("sec-fetch-mode")
-            .is_some_and(|v| v.as_bytes() != b"navigate" && v.as_bytes() != b"nested-navigate")
-}
-
-/// `Accept` ranks a JSON type above HTML (and above `*/*`, which `fetch` sends by default).
-pub(crate) fn prefers_json(req: &impl actix_web::HttpMessage) -> bool {
-    let Some(accept) = req.headers().get(header::ACCEPT) else {
-        return false;
-    };
-    // Fast path for the common browser and API values before parsing q-values.
-    let raw = accept.as_bytes();
-    if raw.starts_with(b"text/html") {
-        return false;
-    }
-    if raw == b"application/json" {
-        return true;
-    }
-    match header::Accept::parse(req) {
-        Ok(accept) => accept.ranked().first().is_some_and(|mime| {
-            mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
-        }),
-        Err(_) => false,
+    /// Identifies this configuration (every instance and clone made from it shares it).
+    pub(crate) fn config_id(&self) -> usize {
+        Arc::as_ptr(&self.settings) as usize
     }
 }
 
 impl fmt::Debug for WeChatConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &self.inner;
+        let s = &self.settings;
         f.debug_struct("WeChatConfig")
-            .field("appid", &inner.appid)
-            .field("secret", &inner.secret)
-            .field("scope", &inner.scope)
-            .field("redirect_uri", &inner.redirect_uri)
-            .field("api_base", &inner.api_base)
-            .field("check_interval", &inner.check_interval)
-            .field("request_timeout", &inner.request_timeout)
+            .field("appid", &s.app.appid)
+            .field("secret", &s.app.secret)
+            .field("scope", &s.sign_in.scope)
+            .field("redirect_uri", &s.site.redirect_uri)
+            .field("api_base", &s.client.api_base)
+            .field("check_interval", &s.upkeep.check_interval)
+            .field("request_timeout", &s.client.request_timeout)
             .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`WeChatConfig`]; [`build`](Self::build) validates it.
-///
-/// Defaults: scope `snsapi_base`, callback path `/wechat/callback`, WeChat's real hosts,
-/// `/sns/auth` check every 300 s, refresh 300 s before expiry, `state` valid 10 minutes, 5 s per
-/// upstream call (connect + headers + body), up to 3 attempts on safe failures, 64 KiB response
-/// limit, `lang=zh_CN`, `connect_redirect=1`, sign-ins end after 30 days, at most 60 upstream calls
-/// per openid a minute, https required off loopback, pending sign-in cookies encrypted with a key
-/// derived from the appsecret.
+/// Builds a [`WeChatConfig`]; [`build`](Self::build) validates it. Each setter states its default.
 ///
 /// ```
 /// use actix_wechat_auth::WeChatConfig;
@@ -329,69 +341,21 @@ impl fmt::Debug for WeChatConfig {
 /// ```
 #[must_use]
 pub struct WeChatConfigBuilder {
-    appid: String,
-    secret: AppSecret,
-    scope: Scope,
-    callback_path: String,
+    app: App,
     public_url: Option<String>,
     open_base: String,
-    api_base: String,
-    check_interval: Duration,
-    refresh_margin: Duration,
-    state_ttl: Duration,
-    request_timeout: Duration,
-    max_attempts: u32,
-    retry_backoff: Duration,
-    max_response_bytes: usize,
-    lang: Lang,
     allow_insecure_http: bool,
-    trusted_roots: Vec<Vec<u8>>,
     cookie_key: Option<Key>,
-    max_sign_in_age: Duration,
-    upstream_calls_per_minute: u32,
-    connect_redirect: bool,
-    api_detection: ApiDetection,
-    excluded_paths: Vec<String>,
-    excluded_prefixes: Vec<String>,
-    exclude_if: Option<RequestPredicate>,
+    client: ClientSettings,
+    upkeep: UpkeepSettings,
+    sign_in: SignInSettings,
+    filter: RequestFilter,
 }
 
 impl WeChatConfigBuilder {
-    fn new(appid: String, secret: AppSecret) -> Self {
-        Self {
-            appid,
-            secret,
-            scope: Scope::Base,
-            callback_path: "/wechat/callback".to_owned(),
-            public_url: None,
-            open_base: "https://open.weixin.qq.com".to_owned(),
-            api_base: "https://api.weixin.qq.com".to_owned(),
-            check_interval: Duration::from_secs(300),
-            refresh_margin: Duration::from_secs(300),
-            state_ttl: Duration::from_secs(600),
-            request_timeout: Duration::from_secs(5),
-            max_attempts: 3,
-            retry_backoff: Duration::from_millis(100),
-            max_response_bytes: 64 * 1024,
-            lang: Lang::ZhCn,
-            allow_insecure_http: false,
-            trusted_roots: Vec::new(),
-            cookie_key: None,
-            max_sign_in_age: Duration::from_secs(30 * 24 * 3600),
-            upstream_calls_per_minute: 60,
-            connect_redirect: true,
-            api_detection: ApiDetection::Default {
-                prefixes: Vec::new(),
-            },
-            excluded_paths: Vec::new(),
-            excluded_prefixes: Vec::new(),
-            exclude_if: None,
-        }
-    }
-
     /// The scope [`WeChatAuth::new`](crate::WeChatAuth::new) requires (default `snsapi_base`).
     pub fn scope(mut self, scope: Scope) -> Self {
-        self.scope = scope;
+        self.sign_in.scope = scope;
         self
     }
 
@@ -405,7 +369,7 @@ impl WeChatConfigBuilder {
 
     /// The callback route, handled by the middleware itself (default `/wechat/callback`).
     pub fn callback_path(mut self, path: impl Into<String>) -> Self {
-        self.callback_path = path.into();
+        self.sign_in.callback_path = path.into();
         self
     }
 
@@ -417,56 +381,56 @@ impl WeChatConfigBuilder {
 
     /// Base URL of the sns API host (default `https://api.weixin.qq.com`).
     pub fn api_base(mut self, url: impl Into<String>) -> Self {
-        self.api_base = url.into();
+        self.client.api_base = url.into();
         self
     }
 
     /// How often a signed-in session's token is checked with `/sns/auth` (default 300 s);
     /// zero checks on every request.
     pub fn check_interval(mut self, interval: Duration) -> Self {
-        self.check_interval = interval;
+        self.upkeep.check_interval = interval;
         self
     }
 
     /// How long before `expires_in` runs out the token is refreshed (default 300 s).
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
-        self.refresh_margin = margin;
+        self.upkeep.refresh_margin = margin;
         self
     }
 
     /// How long a `state` stays valid between the redirect and the callback (default 10 min).
     pub fn state_ttl(mut self, ttl: Duration) -> Self {
-        self.state_ttl = ttl;
+        self.sign_in.state_ttl = ttl;
         self
     }
 
     /// Deadline of one upstream call, covering connect, headers and body (default 5 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.client.request_timeout = timeout;
         self
     }
 
     /// Attempts per upstream call on failures that are safe to retry (default 3).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.client.max_attempts = attempts;
         self
     }
 
     /// First backoff between attempts, doubled each time (default 100 ms).
     pub fn retry_backoff(mut self, backoff: Duration) -> Self {
-        self.retry_backoff = backoff;
+        self.client.retry_backoff = backoff;
         self
     }
 
     /// Largest upstream response body accepted (default 64 KiB).
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
-        self.max_response_bytes = limit;
+        self.client.max_response_bytes = limit;
         self
     }
 
     /// Language of the profile fields (default `zh_CN`).
     pub fn lang(mut self, lang: Lang) -> Self {
-        self.lang = lang;
+        self.client.lang = lang;
         self
     }
 
@@ -482,7 +446,9 @@ impl WeChatConfigBuilder {
     /// Trusts a further CA certificate (DER) for `api_base`, besides the Web PKI roots (default:
     /// none): for an egress proxy that terminates TLS, or an emulator served over https.
     pub fn trust_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
-        self.trusted_roots.push(der.into());
+        self.client
+            .trusted_roots
+            .push(CertificateDer::from(der.into()));
         self
     }
 
@@ -498,7 +464,7 @@ impl WeChatConfigBuilder {
     /// How long a sign-in lasts at most, counted from the callback, however often its tokens are
     /// refreshed (default 30 days, the refresh token's life): a copied cookie ends then too.
     pub fn max_sign_in_age(mut self, age: Duration) -> Self {
-        self.max_sign_in_age = age;
+        self.upkeep.max_sign_in_age = age;
         self
     }
 
@@ -507,70 +473,65 @@ impl WeChatConfigBuilder {
     /// required refresh is answered 503 with `Retry-After`; one warning a minute says so. With
     /// [`check_interval`](Self::check_interval) zero, checks are never put off.
     pub fn upstream_calls_per_minute(mut self, calls: u32) -> Self {
-        self.upstream_calls_per_minute = calls;
+        self.upkeep.upstream_calls_per_minute = calls;
         self
     }
 
     /// Whether to add the undocumented `connect_redirect=1` that stops some Android clients from
     /// calling the callback twice (default true).
     pub fn connect_redirect(mut self, enabled: bool) -> Self {
-        self.connect_redirect = enabled;
+        self.sign_in.connect_redirect = enabled;
         self
     }
 
-    /// Paths starting with `prefix` are API routes (in addition to `Accept` preferring JSON and
-    /// `X-Requested-With: XMLHttpRequest`).
+    /// Paths starting with `prefix` are API routes (default: none; API calls are also told by
+    /// `Accept` preferring JSON, `X-Requested-With: XMLHttpRequest` and `Sec-Fetch-Mode`).
     pub fn api_path_prefix(mut self, prefix: impl Into<String>) -> Self {
-        match &mut self.api_detection {
-            ApiDetection::Default { prefixes } => prefixes.push(prefix.into()),
-            ApiDetection::Custom(_) => {
-                self.api_detection = ApiDetection::Default {
-                    prefixes: vec![prefix.into()],
-                }
-            }
-        }
+        self.filter.add_api_prefix(prefix.into());
         self
     }
 
-    /// Replaces the default API-request detection with a predicate of your own.
+    /// Replaces the default API-request detection with a predicate of your own (default: the
+    /// headers and prefixes of [`api_path_prefix`](Self::api_path_prefix)).
     pub fn api_request_if(
         mut self,
         predicate: impl Fn(&ServiceRequest) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.api_detection = ApiDetection::Custom(Arc::new(predicate));
+        self.filter.set_api_predicate(Arc::new(predicate));
         self
     }
 
-    /// A path the middleware leaves untouched (exact match), e.g. `/healthz`.
+    /// A path the middleware leaves untouched (exact match), e.g. `/healthz` (default: none).
     pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
-        self.excluded_paths.push(path.into());
+        self.filter.exclude_path(path.into());
         self
     }
 
-    /// Paths starting with `prefix` are left untouched, e.g. `/static/`.
+    /// Paths starting with `prefix` are left untouched, e.g. `/static/` (default: none).
     pub fn exclude_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.excluded_prefixes.push(prefix.into());
+        self.filter.exclude_prefix(prefix.into());
         self
     }
 
-    /// Requests for which `predicate` is true are left untouched.
+    /// Requests for which `predicate` is true are left untouched (default: none).
     pub fn exclude_if(
         mut self,
         predicate: impl Fn(&ServiceRequest) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.exclude_if = Some(Arc::new(predicate));
+        self.filter.exclude_if(Arc::new(predicate));
         self
     }
 
-    /// Validates and freezes the configuration.
-    pub fn build(self) -> Result<WeChatConfig, ConfigError> {
-        if self.appid.is_empty() || !self.appid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    /// Validates the settings and works out what follows from them.
+    pub fn build(mut self) -> Result<WeChatConfig, ConfigError> {
+        let appid = &self.app.appid;
+        if appid.is_empty() || !appid.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(ConfigError::InvalidAppId);
         }
-        if self.secret.secret().is_empty() {
+        if self.app.secret.secret().is_empty() {
             return Err(ConfigError::EmptySecret);
         }
-        let cb = &self.callback_path;
+        let cb = &self.sign_in.callback_path;
         if !cb.starts_with('/')
             || cb.starts_with("//")
             || cb.contains(['?', '#', '\\'])
@@ -578,24 +539,24 @@ impl WeChatConfigBuilder {
         {
             return Err(ConfigError::InvalidCallbackPath);
         }
-        for (setting, value) in [
-            ("request_timeout", self.request_timeout.is_zero()),
-            ("state_ttl", self.state_ttl.is_zero()),
-            ("max_attempts", self.max_attempts == 0),
-            ("max_response_bytes", self.max_response_bytes == 0),
-            ("max_sign_in_age", self.max_sign_in_age.is_zero()),
+        for (setting, zero) in [
+            ("request_timeout", self.client.request_timeout.is_zero()),
+            ("state_ttl", self.sign_in.state_ttl.is_zero()),
+            ("max_attempts", self.client.max_attempts == 0),
+            ("max_response_bytes", self.client.max_response_bytes == 0),
+            ("max_sign_in_age", self.upkeep.max_sign_in_age.is_zero()),
             (
                 "upstream_calls_per_minute",
-                self.upstream_calls_per_minute == 0,
+                self.upkeep.upstream_calls_per_minute == 0,
             ),
         ] {
-            if value {
+            if zero {
                 return Err(ConfigError::Zero(setting));
             }
         }
         let public = parse_base_url("public_url", self.public_url.as_deref())?;
         let open_base = parse_base_url("open_base", Some(&self.open_base))?;
-        let api_base = parse_base_url("api_base", Some(&self.api_base))?;
+        let api_base = parse_base_url("api_base", Some(&self.client.api_base))?;
         if public.path().starts_with("//") {
             return Err(ConfigError::InvalidUrl {
                 setting: "public_url",
@@ -618,64 +579,59 @@ impl WeChatConfigBuilder {
                 );
             }
         }
-        let trusted_roots = self
-            .trusted_roots
-            .into_iter()
-            .map(|der| {
-                let cert = CertificateDer::from(der);
-                rustls::RootCertStore::empty()
-                    .add(cert.clone())
-                    .map(|()| cert)
-                    .map_err(|_| ConfigError::InvalidCertificate)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let cookie_key = self
-            .cookie_key
-            .unwrap_or_else(|| crate::keys::derive(&self.secret, crate::keys::PENDING_COOKIES));
+        for cert in &self.client.trusted_roots {
+            rustls::RootCertStore::empty()
+                .add(cert.clone())
+                .map_err(|_| ConfigError::InvalidCertificate)?;
+        }
+        self.client.api_base = api_base.as_str().trim_end_matches('/').to_owned();
+        let site = Site::of(
+            &public,
+            &open_base,
+            &self.app,
+            &self.sign_in,
+            self.cookie_key.take(),
+        );
+        Ok(WeChatConfig {
+            settings: Arc::new(Settings {
+                app: self.app,
+                client: self.client,
+                upkeep: self.upkeep,
+                sign_in: self.sign_in,
+                site,
+                filter: self.filter,
+            }),
+        })
+    }
+}
 
+impl Site {
+    fn of(
+        public: &Url,
+        open_base: &Url,
+        app: &App,
+        sign_in: &SignInSettings,
+        cookie_key: Option<Key>,
+    ) -> Self {
         let public_origin = public.origin().ascii_serialization();
         let mount_path = public.path().trim_end_matches('/').to_owned();
-        let redirect_uri = format!("{public_origin}{mount_path}{}", self.callback_path);
-        let callback_cookie_path = format!("{mount_path}{}", self.callback_path);
+        let redirect_uri = format!("{public_origin}{mount_path}{}", sign_in.callback_path);
         let authorize_prefix = format!(
             "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope=",
             open_base.as_str().trim_end_matches('/'),
-            self.appid,
+            app.appid,
             utf8_percent_encode(&redirect_uri, URI_COMPONENT),
         );
-
-        Ok(WeChatConfig {
-            inner: Arc::new(ConfigInner {
-                appid: self.appid,
-                secret: self.secret,
-                scope: self.scope,
-                callback_path: self.callback_path,
-                mount_path,
-                public_origin,
-                redirect_uri,
-                authorize_prefix,
-                api_base: api_base.as_str().trim_end_matches('/').to_owned(),
-                check_interval: self.check_interval,
-                refresh_margin: self.refresh_margin,
-                state_ttl: self.state_ttl,
-                request_timeout: self.request_timeout,
-                connect_timeout: self.request_timeout.min(Duration::from_secs(5)),
-                max_attempts: self.max_attempts,
-                retry_backoff: self.retry_backoff,
-                max_response_bytes: self.max_response_bytes,
-                lang: self.lang,
-                trusted_roots,
-                cookie_key,
-                callback_cookie_path,
-                max_sign_in_age: self.max_sign_in_age,
-                upstream_calls_per_minute: self.upstream_calls_per_minute,
-                connect_redirect: self.connect_redirect,
-                api_detection: self.api_detection,
-                excluded_paths: self.excluded_paths,
-                excluded_prefixes: self.excluded_prefixes,
-                exclude_if: self.exclude_if,
-            }),
-        })
+        Self {
+            secure_cookies: public.scheme() == "https",
+            callback_cookie_path: format!("{mount_path}{}", sign_in.callback_path),
+            cookie_key: cookie_key
+                .unwrap_or_else(|| crate::keys::derive(&app.secret, crate::keys::PENDING_COOKIES)),
+            public_origin,
+            mount_path,
+            redirect_uri,
+            authorize_prefix,
+        }
     }
 }
 
@@ -790,7 +746,7 @@ mod tests {
             config.redirect_uri(),
             "https://h5.example.com/wechat/callback"
         );
-        assert_eq!(config.inner.mount_path, "");
+        assert_eq!(config.settings.site.mount_path, "");
         let config = builder()
             .public_url("http://127.0.0.1:8080")
             .build()

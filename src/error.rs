@@ -8,7 +8,7 @@ use actix_web::{
 };
 use serde::Serialize;
 
-use crate::wire::ErrCode;
+use crate::{negotiate::Format, wire::ErrCode};
 
 /// What went wrong. Messages never hold the appsecret or a token.
 ///
@@ -155,14 +155,6 @@ impl ErrorKind {
             }
         }
     }
-}
-
-/// How an error is shown: chosen from the request when the error is made, because
-/// [`ResponseError::error_response`] does not see the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    Html,
-    Json,
 }
 
 /// The crate's error: a kind, plus what is needed to answer it (format and links).

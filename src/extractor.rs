@@ -6,8 +6,8 @@ use actix_web::{dev::Payload, FromRequest, HttpMessage as _, HttpRequest};
 use log::error;
 
 use crate::{
-    config::guess_format,
-    error::{Error, ErrorKind, Format},
+    error::{Error, ErrorKind},
+    negotiate::{guess_format, Format},
     session::SignedIn,
     tokens::{AccessToken, Scope},
     wire::Profile,
@@ -86,9 +86,9 @@ impl fmt::Debug for WeChatUser {
 /// tells the extractor that the middleware ran.
 #[derive(Clone)]
 pub(crate) struct AuthContext {
-    /// Identity of the configuration that resolved it, so that nested instances of the same
-    /// configuration do not resolve the same request twice.
-    pub(crate) owner: usize,
+    /// The configuration that resolved it, so that nested instances of the same configuration do
+    /// not resolve the same request twice.
+    pub(crate) config_id: usize,
     /// The user (`None`: anonymous), or why the token upkeep failed.
     pub(crate) outcome: Result<Option<WeChatUser>, ErrorKind>,
     /// How to answer when there is no user to hand over (decided only then).

@@ -27,7 +27,11 @@ use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    client::WeChatClient, config::WeChatConfig, error::ErrorKind, keys, session::SignedIn,
+    client::WeChatClient,
+    config::{App, WeChatConfig},
+    error::ErrorKind,
+    keys,
+    session::SignedIn,
     wire::TokenResponse,
 };
 
@@ -65,17 +69,17 @@ struct Kind {
 
 impl Fleet {
     pub(crate) fn new(pool: Pool, config: &WeChatConfig) -> Self {
-        let inner = &config.inner;
-        let backoff: Duration = (0..inner.max_attempts)
-            .map(|n| inner.retry_backoff.saturating_mul(1 << n.min(16)))
+        let (client, app) = (&config.settings.client, &config.settings.app);
+        let backoff: Duration = (0..client.max_attempts)
+            .map(|n| client.retry_backoff.saturating_mul(1 << n.min(16)))
             .sum();
-        let lock_ttl = inner.request_timeout.saturating_mul(inner.max_attempts) + backoff;
-        let key = keys::bytes::<32>(&inner.secret, keys::FLEET_TOKENS);
+        let lock_ttl = client.request_timeout.saturating_mul(client.max_attempts) + backoff;
+        let key = keys::bytes::<32>(&app.secret, keys::FLEET_TOKENS);
         Self {
             pool,
-            prefix: format!("wechat-auth:{}:", inner.appid),
+            prefix: format!("wechat-auth:{}:", app.appid),
             lock_ttl: lock_ttl + Duration::from_secs(1),
-            wait_cap: inner.request_timeout,
+            wait_cap: client.request_timeout,
             cipher: Aes256Gcm::new(&key.into()),
         }
     }
@@ -84,6 +88,7 @@ impl Fleet {
     pub(crate) async fn refresh(
         &self,
         client: &WeChatClient,
+        app: &App,
         user: &SignedIn,
     ) -> Result<TokenResponse, ErrorKind> {
         let kind = Kind {
@@ -92,7 +97,7 @@ impl Fleet {
             keep: REFRESH_RESULT_TTL,
         };
         let digest = fingerprint(&[user.refresh_token.secret(), user.access_token.secret()]);
-        self.once(kind, &digest, || client.refresh(&user.refresh_token))
+        self.once(kind, &digest, || client.refresh(app, &user.refresh_token))
             .await
     }
 

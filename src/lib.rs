@@ -75,6 +75,7 @@ mod fleet;
 mod flights;
 mod keys;
 mod middleware;
+mod negotiate;
 mod pending;
 mod return_to;
 mod session;

@@ -20,12 +20,12 @@ use crate::{
     authorize, callback,
     client::WeChatClient,
     config::WeChatConfig,
-    error::{Error, ErrorKind, Format},
+    error::{Error, ErrorKind},
     extractor::{AuthContext, WeChatUser},
     pending::PendingCookies,
     session::{unix_now, AuthSession, Lookup, ParsedSignIns, SignedIn},
     tokens::Scope,
-    upkeep::{decide, AfterCheck, AfterRefresh, Upkeep, Upstream},
+    upkeep::{decide, AfterCheck, AfterRefresh, Calls, Upkeep, Upstream},
 };
 
 /// What a route wrapped by an instance needs.
@@ -198,8 +198,8 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(WeChatAuthMiddleware {
             service: Rc::new(service),
-            guard: Rc::new(Guard {
-                client: WeChatClient::new(&self.shared.config),
+            worker: Rc::new(Worker {
+                client: WeChatClient::new(&self.shared.config.settings.client),
                 shared: Arc::clone(&self.shared),
                 requirement: self.requirement,
                 session_layer: Cell::new(None),
@@ -209,20 +209,43 @@ where
     }
 }
 
-/// The per-worker service made by [`WeChatAuth`].
+/// The per-worker service made by [`WeChatAuth`]. Not used directly.
+#[doc(hidden)]
 pub struct WeChatAuthMiddleware<S> {
     service: Rc<S>,
-    guard: Rc<Guard>,
+    worker: Rc<Worker>,
 }
 
-/// The per-worker state of one instance.
-struct Guard {
+/// What one instance keeps on each worker thread.
+struct Worker {
     client: WeChatClient,
     shared: Arc<Shared>,
     requirement: Requirement,
     /// Whether actix-session's middleware runs before this one; found on the first request.
     session_layer: Cell<Option<bool>>,
     parsed: ParsedSignIns,
+}
+
+/// What the middleware does with a request, before anything is loaded.
+enum Route {
+    /// A path the app keeps public: not looked at.
+    Pass,
+    /// No session middleware outside: nothing works, say so.
+    NoSession,
+    /// The OAuth callback: ours to answer.
+    Callback,
+    /// Everything else: find the user, then see whether the route is satisfied.
+    Guarded,
+}
+
+/// What the route needs, once the user is known.
+enum Access {
+    /// Serve it (the extractor finds the user, if any, in the request).
+    Serve,
+    /// Send the browser to sign in (or answer an API call 401) for this scope.
+    SignIn(Scope),
+    /// Token upkeep failed on a route that needs the user.
+    Fail(ErrorKind),
 }
 
 impl<S, B> Service<ServiceRequest> for WeChatAuthMiddleware<S>
@@ -238,92 +261,101 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let guard = Rc::clone(&self.guard);
+        let worker = Rc::clone(&self.worker);
         Box::pin(async move {
-            let config = &guard.shared.config;
-
-            // 1. Paths the app keeps public. Every method is gated alike, `OPTIONS` too: nothing in
-            // a request tells a real CORS preflight from a forged one, so preflights are answered
-            // by a CORS middleware wrapped outside this one (see the crate docs).
-            if config.is_excluded(&req) {
-                return forward(&service, req).await;
+            let settings = &worker.shared.config.settings;
+            match worker.route(&req) {
+                Route::Pass => return forward(&service, req).await,
+                Route::NoSession => {
+                    let kind =
+                        ErrorKind::Misconfigured("SessionMiddleware must wrap outside WeChatAuth");
+                    return Ok(worker.answer_error(req, kind));
+                }
+                Route::Callback => {
+                    let res = callback::handle(&worker.shared.config, &worker.client, &req).await;
+                    return Ok(respond(req, res));
+                }
+                Route::Guarded => {}
             }
-            // How to answer, decided only when the middleware answers itself: on a signed-in
-            // request it is never needed.
-            let format = |req: &ServiceRequest| {
-                if config.is_api_request(req) {
-                    Format::Json
-                } else {
-                    Format::Html
-                }
-            };
-
-            // 2. Without the session there is nothing to do but say so.
-            if !guard.session_layer_present(&req) {
-                let err = Error::new(
-                    ErrorKind::Misconfigured("SessionMiddleware must wrap outside WeChatAuth"),
-                    format(&req),
-                );
-                return Ok(respond(req, err.error_response()));
-            }
-
-            // 3. The OAuth callback is ours to answer.
-            if req.path() == config.callback_path() {
-                let res = callback::handle(config, &guard.client, &req).await;
-                return Ok(respond(req, res));
-            }
-
-            // 4. Who is asking, with a token fresh enough to use.
-            let outcome = match guard.resolved_by_outer_instance(&req) {
-                Some(outcome) => outcome,
-                None => {
-                    let outcome = guard
-                        .current_user(&req)
-                        .await
-                        .map(|u| u.map(WeChatUser::new));
-                    let format = (!matches!(outcome, Ok(Some(_)))).then(|| format(&req));
-                    req.extensions_mut().insert(AuthContext {
-                        owner: guard.owner(),
-                        outcome: outcome.clone(),
-                        format,
-                    });
-                    outcome
-                }
-            };
-            let user = match outcome {
-                Ok(user) => user,
-                Err(kind) if guard.requirement == Requirement::Optional => {
-                    warn!("WeChat token upkeep failed on an optional route: {kind}");
-                    None
-                }
-                Err(kind) => {
-                    let err = Error::new(kind, format(&req));
-                    return Ok(respond(req, err.error_response()));
-                }
-            };
-
-            // 5. Enough for this route, or off to sign in.
-            match guard.requirement {
-                Requirement::Scope(needed)
-                    if !user.is_some_and(|u| u.scope().satisfies(needed)) =>
-                {
-                    let format = format(&req);
-                    let return_to = authorize::return_to_of(config, &req, format);
-                    let mut pending = PendingCookies::of(config, &req);
+            let outcome = worker.resolve(&req).await;
+            match worker.access(outcome) {
+                Access::Serve => forward(&service, req).await,
+                Access::Fail(kind) => Ok(worker.answer_error(req, kind)),
+                Access::SignIn(scope) => {
+                    let format = settings.filter.format(&req);
+                    let return_to = authorize::return_to_of(&settings.site, &req, format);
+                    let mut pending = PendingCookies::of(&settings.site, &settings.sign_in, &req);
+                    let config = &worker.shared.config;
                     let mut res =
-                        authorize::start(config, &mut pending, needed, return_to, 0, format);
+                        authorize::start(config, &mut pending, scope, return_to, 0, format);
                     pending.apply(&mut res);
                     Ok(respond(req, res))
                 }
-                _ => forward(&service, req).await,
             }
         })
     }
 }
 
-impl Guard {
-    fn owner(&self) -> usize {
-        Arc::as_ptr(&self.shared.config.inner) as usize
+impl Worker {
+    /// Where a request goes: decided from the path, and the wrap order found once per worker.
+    fn route(&self, req: &ServiceRequest) -> Route {
+        let settings = &self.shared.config.settings;
+        if settings.filter.is_excluded(req) {
+            // Every method is gated alike, `OPTIONS` too: nothing in a request tells a real CORS
+            // preflight from a forged one, so preflights belong to a CORS middleware wrapped
+            // outside this one (see the crate docs).
+            Route::Pass
+        } else if !self.session_layer_present(req) {
+            Route::NoSession
+        } else if req.path() == settings.sign_in.callback_path {
+            Route::Callback
+        } else {
+            Route::Guarded
+        }
+    }
+
+    /// The user of this request, found once however many instances of this configuration wrap
+    /// the route, and left in the request for the extractor.
+    async fn resolve(&self, req: &ServiceRequest) -> Result<Option<WeChatUser>, ErrorKind> {
+        if let Some(outcome) = self.resolved_by_outer_instance(req) {
+            return outcome;
+        }
+        let outcome = self.current_user(req).await.map(|u| u.map(WeChatUser::new));
+        // How to answer the extractor's errors, worked out only when there is no user to hand over.
+        let format = (!matches!(outcome, Ok(Some(_))))
+            .then(|| self.shared.config.settings.filter.format(req));
+        req.extensions_mut().insert(AuthContext {
+            config_id: self.shared.config.config_id(),
+            outcome: outcome.clone(),
+            format,
+        });
+        outcome
+    }
+
+    /// What this instance's requirement makes of the outcome: a pure decision.
+    fn access(&self, outcome: Result<Option<WeChatUser>, ErrorKind>) -> Access {
+        match (self.requirement, outcome) {
+            (Requirement::Optional, Ok(_)) => Access::Serve,
+            (Requirement::Optional, Err(kind)) => {
+                warn!("WeChat token upkeep failed on an optional route: {kind}");
+                Access::Serve
+            }
+            (Requirement::Scope(_), Err(kind)) => Access::Fail(kind),
+            (Requirement::Scope(needed), Ok(Some(user))) if user.scope().satisfies(needed) => {
+                Access::Serve
+            }
+            (Requirement::Scope(needed), Ok(_)) => Access::SignIn(needed),
+        }
+    }
+
+    /// An error answered by the middleware itself, in the request's format.
+    fn answer_error<B>(
+        &self,
+        req: ServiceRequest,
+        kind: ErrorKind,
+    ) -> ServiceResponse<EitherBody<B>> {
+        let format = self.shared.config.settings.filter.format(&req);
+        respond(req, Error::new(kind, format).error_response())
     }
 
     /// What an outer instance of the same configuration already found for this request.
@@ -333,7 +365,7 @@ impl Guard {
     ) -> Option<Result<Option<WeChatUser>, ErrorKind>> {
         let extensions = req.extensions();
         let context = extensions.get::<AuthContext>()?;
-        (context.owner == self.owner()).then(|| context.outcome.clone())
+        (context.config_id == self.shared.config.config_id()).then(|| context.outcome.clone())
     }
 
     /// The signed-in user, after whatever upkeep the token needs: nothing, a `/sns/auth` check,
@@ -341,21 +373,26 @@ impl Guard {
     async fn current_user(&self, req: &ServiceRequest) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
         let session = req.get_session();
         let store = AuthSession(&session);
-        let settings = &self.shared.config.inner;
+        let settings = &self.shared.config.settings;
         let now = unix_now();
         let (mut user, stored) = match self.parsed.lookup(&session) {
             Lookup::Absent => return Ok(None),
-            Lookup::Known(user) if decide(&user, now, settings) == Upkeep::Fresh => {
+            Lookup::Known(user) if decide(&user, now, &settings.upkeep) == Upkeep::Fresh => {
                 return Ok(Some(user))
             }
             Lookup::Known(user) => ((*user).clone(), None),
-            Lookup::Unknown(stored) => match store.signed_in(&settings.appid) {
+            Lookup::Unknown(stored) => match store.signed_in(&settings.app.appid) {
                 Some(user) => (user, Some(stored)),
                 None => return Ok(None),
             },
         };
         let upstream = &self.shared.upstream;
-        let upkeep = upstream.plan(&user, now, settings);
+        let calls = Calls {
+            client: &self.client,
+            app: &settings.app,
+            settings: &settings.upkeep,
+        };
+        let upkeep = upstream.plan(&user, now, &settings.upkeep);
         // Openids are personal data: named at debug level only.
         debug!("token upkeep for {}: {upkeep:?}", user.openid);
         let still_usable = match upkeep {
@@ -371,7 +408,7 @@ impl Guard {
                 }
                 return Ok(Some(user));
             }
-            Upkeep::CheckDue => match upstream.check(&self.client, &user, now, settings).await {
+            Upkeep::CheckDue => match upstream.check(&calls, &user, now).await {
                 AfterCheck::Valid | AfterCheck::Unknown => {
                     user.checked_at = now;
                     None
@@ -382,10 +419,7 @@ impl Guard {
             Upkeep::RefreshNow => Some(false),
         };
         if let Some(still_usable) = still_usable {
-            match upstream
-                .refresh(&self.client, &user, still_usable, now, settings)
-                .await
-            {
+            match upstream.refresh(&calls, &user, still_usable, now).await {
                 AfterRefresh::Refreshed(tokens) => user.apply_refresh(&tokens, now),
                 AfterRefresh::KeepCurrent => return Ok(Some(Rc::new(user))),
                 AfterRefresh::SignOut => {

@@ -25,7 +25,7 @@ use log::debug;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    config::WeChatConfig,
+    config::{SignInSettings, Site},
     session::unix_now,
     tokens::{CsrfState, Scope},
 };
@@ -66,7 +66,9 @@ pub(crate) enum StateMatch {
 
 /// The pending sign-in cookies of one request, and the changes to send back.
 pub(crate) struct PendingCookies<'a> {
-    config: &'a WeChatConfig,
+    site: &'a Site,
+    /// How long a pending sign-in lives (`state_ttl`), in seconds.
+    ttl: u64,
     now: u64,
     /// The readable, unexpired `wxs_` cookies of the request, oldest first, by cookie name.
     waiting: Vec<(String, PendingSignIn)>,
@@ -76,9 +78,10 @@ pub(crate) struct PendingCookies<'a> {
 
 impl<'a> PendingCookies<'a> {
     /// Reads the request's pending sign-ins; unreadable or expired ones are removed.
-    pub(crate) fn of(config: &'a WeChatConfig, req: &ServiceRequest) -> Self {
+    pub(crate) fn of(site: &'a Site, sign_in: &SignInSettings, req: &ServiceRequest) -> Self {
         let mut this = Self {
-            config,
+            site,
+            ttl: sign_in.state_ttl.as_secs(),
             now: unix_now(),
             waiting: Vec::new(),
             changes: Vec::new(),
@@ -99,7 +102,7 @@ impl<'a> PendingCookies<'a> {
     /// scope and return-to if this browser holds one (an SPA's API calls, a reload: one pending
     /// sign-in, not one each), else a new one, dropping the oldest past [`MAX_PENDING`].
     pub(crate) fn challenge(&mut self, scope: Scope, return_to: String, restarts: u8) -> CsrfState {
-        let ttl = self.config.inner.state_ttl.as_secs();
+        let ttl = self.ttl;
         let reusable = self.waiting.iter().find(|(_, p)| {
             p.scope == scope
                 && p.return_to == return_to
@@ -141,7 +144,7 @@ impl<'a> PendingCookies<'a> {
             self.seal(
                 name_of(USED, state),
                 &pending,
-                self.config.inner.callback_cookie_path.clone(),
+                self.site.callback_cookie_path.clone(),
             );
             return StateMatch::Fresh(pending);
         }
@@ -166,7 +169,7 @@ impl<'a> PendingCookies<'a> {
 
     /// The `wxs_` cookies' path: where the app is mounted, so that every challenge sees them.
     fn waiting_path(&self) -> String {
-        let mount = &self.config.inner.mount_path;
+        let mount = &self.site.mount_path;
         if mount.is_empty() {
             "/".to_owned()
         } else {
@@ -177,10 +180,10 @@ impl<'a> PendingCookies<'a> {
     fn open(&self, cookie: Cookie<'static>) -> Option<PendingSignIn> {
         let name = cookie.name().to_owned();
         let opened = CookieJar::new()
-            .private(&self.config.inner.cookie_key)
+            .private(&self.site.cookie_key)
             .decrypt(cookie)
             .and_then(|c| serde_json::from_str::<PendingSignIn>(c.value()).ok());
-        let ttl = self.config.inner.state_ttl.as_secs();
+        let ttl = self.ttl;
         match opened {
             Some(p) if self.now < p.created_at.saturating_add(ttl) => Some(p),
             Some(_) => None,
@@ -193,7 +196,7 @@ impl<'a> PendingCookies<'a> {
     }
 
     fn seal(&mut self, name: String, pending: &PendingSignIn, path: String) {
-        let ttl = self.config.inner.state_ttl.as_secs();
+        let ttl = self.ttl;
         let left = pending
             .created_at
             .saturating_add(ttl)
@@ -206,7 +209,7 @@ impl<'a> PendingCookies<'a> {
             ))
             .finish();
         let mut jar = CookieJar::new();
-        jar.private_mut(&self.config.inner.cookie_key).add(cookie);
+        jar.private_mut(&self.site.cookie_key).add(cookie);
         self.changes.extend(jar.delta().cloned());
     }
 
@@ -227,7 +230,7 @@ impl<'a> PendingCookies<'a> {
             .path(path)
             .http_only(true)
             .same_site(SameSite::Lax)
-            .secure(self.config.inner.public_origin.starts_with("https:"))
+            .secure(self.site.secure_cookies)
     }
 }
 

@@ -10,8 +10,8 @@ use actix_web::{
 use log::error;
 
 use crate::{
-    config::guess_format,
     error::{Error, ErrorKind},
+    negotiate::guess_format,
 };
 
 /// Answers requests whose session could not be loaded or saved (the store is unreachable) with a

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     client::WeChatClient,
-    config::ConfigInner,
+    config::{App, UpkeepSettings},
     error::ErrorKind,
     flights::SingleFlight,
     session::SignedIn,
@@ -52,7 +52,7 @@ pub(crate) enum Upkeep {
 }
 
 /// The pure decision: a function of the stored sign-in, the time and the settings.
-pub(crate) fn decide(user: &SignedIn, now: u64, settings: &ConfigInner) -> Upkeep {
+pub(crate) fn decide(user: &SignedIn, now: u64, settings: &UpkeepSettings) -> Upkeep {
     if now
         >= user
             .signed_in_at
@@ -114,6 +114,14 @@ pub(crate) fn after_refresh(
     }
 }
 
+/// What the upkeep calls of one request need: the worker's client, the app the sign-in belongs to,
+/// and the upkeep settings.
+pub(crate) struct Calls<'a> {
+    pub(crate) client: &'a WeChatClient,
+    pub(crate) app: &'a App,
+    pub(crate) settings: &'a UpkeepSettings,
+}
+
 /// Token digest → (refused until, the errcode WeChat refused it with).
 type Refused = HashMap<[u8; 32], (u64, ErrCode)>;
 
@@ -140,7 +148,7 @@ impl Upstream {
 
     /// [`decide`], then what this process already knows: a token it saw refused, a check it
     /// just made.
-    pub(crate) fn plan(&self, user: &SignedIn, now: u64, settings: &ConfigInner) -> Upkeep {
+    pub(crate) fn plan(&self, user: &SignedIn, now: u64, settings: &UpkeepSettings) -> Upkeep {
         let upkeep = decide(user, now, settings);
         if upkeep == Upkeep::Over || upkeep == Upkeep::Fresh {
             return upkeep;
@@ -160,13 +168,8 @@ impl Upstream {
     }
 
     /// A `/sns/auth` check, shared with the concurrent requests of the same token.
-    pub(crate) async fn check(
-        &self,
-        client: &WeChatClient,
-        user: &SignedIn,
-        now: u64,
-        settings: &ConfigInner,
-    ) -> AfterCheck {
+    pub(crate) async fn check(&self, calls: &Calls<'_>, user: &SignedIn, now: u64) -> AfterCheck {
+        let settings = calls.settings;
         // With a check on every request the app asked for exactly that: never put off.
         let every_request = settings.check_interval.is_zero();
         let ran = self
@@ -181,7 +184,7 @@ impl Upstream {
                     if !every_request && !self.spend(&user.openid, settings) {
                         return Err(ErrorKind::Throttled);
                     }
-                    let outcome = self.check_upstream(client, user, settings).await;
+                    let outcome = self.check_upstream(calls, user).await;
                     if let Err(ErrorKind::WeChat { code, .. }) = &outcome {
                         if code.means_token_invalid() {
                             let until = user.expires_at.max(now + 60);
@@ -210,12 +213,12 @@ impl Upstream {
     /// A refresh, shared with the concurrent requests of the same tokens, then what it means.
     pub(crate) async fn refresh(
         &self,
-        client: &WeChatClient,
+        calls: &Calls<'_>,
         user: &SignedIn,
         still_usable: bool,
         now: u64,
-        settings: &ConfigInner,
     ) -> AfterRefresh {
+        let settings = calls.settings;
         let key = (user.refresh_token.clone(), user.access_token.clone());
         let ran = self
             .refreshes
@@ -224,7 +227,7 @@ impl Upstream {
                 if !self.spend(&user.openid, settings) {
                     return Err(ErrorKind::Throttled);
                 }
-                let outcome = self.refresh_upstream(client, user).await;
+                let outcome = self.refresh_upstream(calls, user).await;
                 if let Err(ErrorKind::WeChat { code, errmsg }) = &outcome {
                     if !code.means_busy() {
                         // Refused for good (42002, 40030, 40001…): a replay of this cookie
@@ -253,32 +256,27 @@ impl Upstream {
         after_refresh(ran.outcome, user, still_usable)
     }
 
-    async fn check_upstream(
-        &self,
-        client: &WeChatClient,
-        user: &SignedIn,
-        settings: &ConfigInner,
-    ) -> Result<(), ErrorKind> {
+    async fn check_upstream(&self, calls: &Calls<'_>, user: &SignedIn) -> Result<(), ErrorKind> {
         #[cfg(feature = "redis")]
         if let Some(fleet) = &self.fleet {
-            if !settings.check_interval.is_zero() {
-                return fleet.check(client, user, settings.check_interval).await;
+            let interval = calls.settings.check_interval;
+            if !interval.is_zero() {
+                return fleet.check(calls.client, user, interval).await;
             }
         }
-        let _ = settings;
-        client.check(&user.access_token, &user.openid).await
+        calls.client.check(&user.access_token, &user.openid).await
     }
 
     async fn refresh_upstream(
         &self,
-        client: &WeChatClient,
+        calls: &Calls<'_>,
         user: &SignedIn,
     ) -> Result<TokenResponse, ErrorKind> {
         #[cfg(feature = "redis")]
         if let Some(fleet) = &self.fleet {
-            return fleet.refresh(client, user).await;
+            return fleet.refresh(calls.client, calls.app, user).await;
         }
-        client.refresh(&user.refresh_token).await
+        calls.client.refresh(calls.app, &user.refresh_token).await
     }
 
     fn is_refused(&self, token: &str, now: u64) -> bool {
@@ -311,7 +309,7 @@ impl Upstream {
     }
 
     /// Takes one call from `openid`'s budget for this minute; `false` when it is spent.
-    fn spend(&self, openid: &str, settings: &ConfigInner) -> bool {
+    fn spend(&self, openid: &str, settings: &UpkeepSettings) -> bool {
         let mut budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
         budget.spend(openid, settings.upstream_calls_per_minute)
     }
@@ -379,7 +377,7 @@ mod tests {
             .max_sign_in_age(Duration::from_secs(86_400))
             .build()
             .unwrap();
-        let s = &config.inner;
+        let s = &config.settings.upkeep;
         let u = user(1_000);
         for (now, expected) in [
             (1_000, Upkeep::Fresh),
