@@ -64,9 +64,16 @@ async fn healthz() -> &'static str {
 }
 
 fn id_cookie<B>(res: &ServiceResponse<B>) -> Option<Cookie<'static>> {
+    named_cookie(res, |name| name == "id")
+}
+
+fn named_cookie<B>(
+    res: &ServiceResponse<B>,
+    name: impl Fn(&str) -> bool,
+) -> Option<Cookie<'static>> {
     res.response()
         .cookies()
-        .find(|c| c.name() == "id")
+        .find(|c| name(c.name()))
         .map(Cookie::into_owned)
 }
 
@@ -147,7 +154,8 @@ fn request_path(c: &mut Criterion) {
         let res =
             test::call_service(&guarded, test::TestRequest::get().uri("/").to_request()).await;
         assert_eq!(res.status(), StatusCode::FOUND);
-        let pending = id_cookie(&res).expect("a pending sign-in cookie");
+        let pending =
+            named_cookie(&res, |name| name.starts_with("wxs_")).expect("a pending sign-in cookie");
         let authorize = location(&res).replace("#wechat_redirect", "");
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -268,11 +268,15 @@ fn stats_delta(before: &Value, after: &Value, endpoint: &str) -> (u64, u64) {
     )
 }
 
-/// The app's `id` cookie as a browser keeps it, and the largest `Set-Cookie` seen.
+/// The app's cookies as a browser keeps them (the session's `id`, and the pending sign-in cookies
+/// between a challenge and its callback), and the largest session `Set-Cookie` seen.
 #[derive(Default)]
 struct CookieJar {
+    /// The session cookie, `id=…`.
     cookie: Option<String>,
-    /// Largest `name=value` written, and the largest whole `Set-Cookie` header.
+    /// Every other cookie of the app, by name: `name=value`.
+    others: std::collections::BTreeMap<String, String>,
+    /// Largest `id=…` written, and the largest whole `Set-Cookie` header of it.
     largest: (usize, usize),
 }
 
@@ -281,21 +285,36 @@ impl CookieJar {
         for value in res.headers().get_all(header::SET_COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             let pair = value.split(';').next().unwrap_or("").trim();
-            let Some(content) = pair.strip_prefix("id=") else {
+            let Some((name, content)) = pair.split_once('=') else {
                 continue;
             };
+            let removed = content.is_empty() || value.to_ascii_lowercase().contains("max-age=0");
+            if name != "id" {
+                if removed {
+                    self.others.remove(name);
+                } else {
+                    self.others.insert(name.to_owned(), pair.to_owned());
+                }
+                continue;
+            }
             self.largest.0 = self.largest.0.max(pair.len());
             self.largest.1 = self.largest.1.max(value.len());
-            let removed = content.is_empty() || value.to_ascii_lowercase().contains("max-age=0");
             self.cookie = (!removed).then(|| pair.to_owned());
         }
     }
 
     fn request(&self, http: &Client, url: &str) -> reqwest::RequestBuilder {
+        let header: Vec<&str> = self
+            .cookie
+            .iter()
+            .chain(self.others.values())
+            .map(String::as_str)
+            .collect();
         let req = http.get(url);
-        match &self.cookie {
-            Some(cookie) => req.header(header::COOKIE, cookie),
-            None => req,
+        if header.is_empty() {
+            req
+        } else {
+            req.header(header::COOKIE, header.join("; "))
         }
     }
 }
