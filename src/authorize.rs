@@ -11,7 +11,7 @@ use url::Url;
 use crate::{
     config::{Site, WeChatConfig},
     error::{Error, ErrorKind},
-    negotiate::Format,
+    negotiate::{Format, Reply},
     pending::PendingCookies,
     return_to,
     tokens::Scope,
@@ -44,16 +44,16 @@ pub(crate) fn start(
     scope: Scope,
     return_to: String,
     restarts: u8,
-    format: Format,
+    reply: &Reply,
 ) -> HttpResponse {
     let state = pending.challenge(scope, return_to, restarts);
     let authorize_url = config.authorize_url(scope, &state);
-    match format {
+    match reply.format {
         Format::Html => HttpResponse::Found()
             .insert_header((header::LOCATION, authorize_url))
             .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
             .finish(),
-        Format::Json => Error::new(ErrorKind::SignInRequired, Format::Json)
+        Format::Json => Error::new(ErrorKind::SignInRequired, reply.clone())
             .with_link(authorize_url)
             .error_response(),
     }

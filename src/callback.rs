@@ -14,7 +14,7 @@ use crate::{
     client::WeChatClient,
     config::WeChatConfig,
     error::{Error, ErrorKind},
-    negotiate::Format,
+    negotiate::Reply,
     pending::{PendingCookies, PendingSignIn, StateMatch},
     session::{unix_now, AuthSession, SignedIn},
     tokens::Scope,
@@ -63,7 +63,9 @@ async fn sign_in(
     req: &ServiceRequest,
     pending_cookies: &mut PendingCookies<'_>,
 ) -> Result<HttpResponse, Error> {
-    let page = |kind| Error::new(kind, Format::Html);
+    // Always pages: the callback is a browser navigation.
+    let reply = config.settings.reply(req).as_page();
+    let page = |kind| Error::new(kind, reply.clone());
     let home = format!("{}/", config.settings.site.mount_path);
     let query: CallbackQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| page(ErrorKind::BadCallback("unreadable or repeated parameters")))?;
@@ -98,7 +100,15 @@ async fn sign_in(
     let tokens = match client.exchange_code(&config.settings.app, &code).await {
         Ok(tokens) => tokens,
         Err(ErrorKind::WeChat { code, .. }) if code.means_stale_code() => {
-            return stale_code(config, &store, pending_cookies, pending, code, start_again);
+            return stale_code(
+                config,
+                &store,
+                pending_cookies,
+                pending,
+                code,
+                start_again,
+                &reply,
+            );
         }
         Err(kind) => return Err(page(kind).with_link(start_again)),
     };
@@ -167,6 +177,7 @@ fn stale_code(
     pending: PendingSignIn,
     code: ErrCode,
     start_again: String,
+    reply: &Reply,
 ) -> Result<HttpResponse, Error> {
     if signed_in_for(config, store, pending.scope) {
         return Ok(back_to(config, &pending.return_to));
@@ -179,10 +190,10 @@ fn stale_code(
             pending.scope,
             pending.return_to,
             pending.restarts + 1,
-            Format::Html,
+            reply,
         ));
     }
-    Err(Error::new(ErrorKind::CodeRejected(code), Format::Html).with_link(start_again))
+    Err(Error::new(ErrorKind::CodeRejected(code), reply.clone()).with_link(start_again))
 }
 
 fn signed_in_for(config: &WeChatConfig, store: &AuthSession<'_>, scope: Scope) -> bool {

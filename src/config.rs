@@ -8,7 +8,8 @@ use rustls::pki_types::CertificateDer;
 use url::Url;
 
 use crate::{
-    negotiate::RequestFilter,
+    negotiate::{visitor_lang, Reply, RequestFilter},
+    pages::{Page, PageRenderer},
     tokens::{AppSecret, CsrfState, Scope},
 };
 
@@ -20,7 +21,9 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The language of the profile fields returned by `/sns/userinfo`.
+/// A language: of the profile fields returned by `/sns/userinfo`
+/// ([`lang`](WeChatConfigBuilder::lang)), and of the crate's pages and JSON messages
+/// ([`page_lang`](WeChatConfigBuilder::page_lang)).
 ///
 /// ```
 /// use actix_wechat_auth::Lang;
@@ -131,6 +134,30 @@ pub(crate) struct Settings {
     pub(crate) site: Site,
     /// Which requests are left alone or answered as API calls (`negotiate.rs`).
     pub(crate) filter: RequestFilter,
+    /// How the crate's pages are shown (`pages.rs`).
+    pub(crate) pages: PageSettings,
+}
+
+/// The crate's pages: their language (default: negotiated per request) and the app's renderer
+/// (default: the crate's own pages).
+#[derive(Default)]
+pub(crate) struct PageSettings {
+    pub(crate) lang: Option<Lang>,
+    pub(crate) renderer: Option<PageRenderer>,
+}
+
+impl Settings {
+    /// How to answer `req` when the middleware answers it itself.
+    pub(crate) fn reply(&self, req: &ServiceRequest) -> Reply {
+        Reply {
+            format: self.filter.format(req),
+            lang: self
+                .pages
+                .lang
+                .unwrap_or_else(|| visitor_lang(req.headers())),
+            pages: self.pages.renderer.clone(),
+        }
+    }
 }
 
 /// A WeChat app: the appid and its appsecret.
@@ -250,6 +277,7 @@ impl WeChatConfig {
             upkeep: UpkeepSettings::default(),
             sign_in: SignInSettings::default(),
             filter: RequestFilter::default(),
+            pages: PageSettings::default(),
         }
     }
 
@@ -350,6 +378,7 @@ pub struct WeChatConfigBuilder {
     upkeep: UpkeepSettings,
     sign_in: SignInSettings,
     filter: RequestFilter,
+    pages: PageSettings,
 }
 
 impl WeChatConfigBuilder {
@@ -431,6 +460,78 @@ impl WeChatConfigBuilder {
     /// Language of the profile fields (default `zh_CN`).
     pub fn lang(mut self, lang: Lang) -> Self {
         self.client.lang = lang;
+        self
+    }
+
+    /// Fixes the language of the crate's pages and of the `message` of its JSON answers (default:
+    /// negotiated per request: `Accept-Language` first, then the `Language/…` token of WeChat's
+    /// User-Agent, else Simplified Chinese).
+    pub fn page_lang(mut self, lang: Lang) -> Self {
+        self.pages.lang = Some(lang);
+        self
+    }
+
+    /// Renders every page the crate shows people itself (default: the crate's own pages, WeUI
+    /// style, in the visitor's language). `render` gets the [`Page`]: what happened, its status,
+    /// the language, the button's link and the errcode where it helps; it returns the response,
+    /// and may call [`Page::default_response`] for the kinds it leaves as they are. Whatever it
+    /// returns is sent with `Cache-Control: no-store` and `Referrer-Policy: no-referrer`.
+    ///
+    /// ```
+    /// use actix_web::HttpResponse;
+    /// use actix_wechat_auth::{PageKind, WeChatConfig};
+    ///
+    /// let config = WeChatConfig::builder("wx1234", "secret")
+    ///     .public_url("https://h5.example.com")
+    ///     .pages(|page| match page.kind {
+    ///         PageKind::Snapshot => HttpResponse::build(page.status).body("请点击“使用完整服务”"),
+    ///         _ => page.default_response(),
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), actix_wechat_auth::ConfigError>(())
+    /// ```
+    ///
+    /// With a template engine (here minijinja), every kind in the app's own look:
+    ///
+    /// ```
+    /// use actix_web::HttpResponse;
+    /// use actix_wechat_auth::{Lang, Page, PageKind, WeChatConfig};
+    ///
+    /// let mut templates = minijinja::Environment::new();
+    /// templates.add_template(
+    ///     "page",
+    ///     r#"<!doctype html><html lang="{{ lang }}"><title>{{ title }}</title>
+    /// <body class="shop"><h1>{{ title }}</h1><p>{{ message }}</p>
+    /// {% if link and action %}<a class="shop-btn" href="{{ link }}">{{ action }}</a>{% endif %}"#,
+    /// )?;
+    /// let render = move |page: &Page| {
+    ///     let text = page.text();
+    ///     let lang = match page.lang { Lang::En => "en", Lang::ZhTw => "zh-TW", _ => "zh-CN" };
+    ///     let html = templates.get_template("page").and_then(|t| {
+    ///         t.render(minijinja::context! {
+    ///             lang, title => text.title, message => text.message,
+    ///             action => text.action, link => page.link,
+    ///         })
+    ///     });
+    ///     match html {
+    ///         Ok(html) => HttpResponse::build(page.status).content_type("text/html; charset=utf-8").body(html),
+    ///         Err(_) => page.default_response(),
+    ///     }
+    /// };
+    /// let page = Page::new(PageKind::StateInvalid, Lang::ZhCn).with_link("/");
+    /// let res = render(&page);
+    /// assert_eq!(res.status(), 400);
+    /// let config = WeChatConfig::builder("wx1234", "secret")
+    ///     .public_url("https://h5.example.com")
+    ///     .pages(render)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pages(
+        mut self,
+        render: impl Fn(&Page) -> actix_web::HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.pages.renderer = Some(PageRenderer(Arc::new(render)));
         self
     }
 
@@ -600,6 +701,7 @@ impl WeChatConfigBuilder {
                 sign_in: self.sign_in,
                 site,
                 filter: self.filter,
+                pages: self.pages,
             }),
         })
     }

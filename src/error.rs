@@ -1,4 +1,5 @@
-//! The one error type, and how it is shown: a small HTML page for browsers, JSON for API calls.
+//! The one error type, and how it is shown: a page for browsers (`pages.rs`), JSON for API calls,
+//! in the visitor's language.
 
 use std::fmt;
 
@@ -8,7 +9,12 @@ use actix_web::{
 };
 use serde::Serialize;
 
-use crate::{negotiate::Format, wire::ErrCode};
+use crate::{
+    config::Lang,
+    negotiate::{Format, Reply},
+    pages::{Page, PageKind},
+    wire::ErrCode,
+};
 
 /// What went wrong. Messages never hold the appsecret or a token.
 ///
@@ -120,41 +126,28 @@ impl ErrorKind {
         }
     }
 
-    /// What a person is told: plain words, no upstream detail.
-    fn public_message(&self) -> &'static str {
+    /// The page that shows this error to a person.
+    pub fn page_kind(&self) -> PageKind {
         match self {
-            ErrorKind::SignInRequired => "Please sign in with WeChat to continue.",
-            ErrorKind::InvalidState => {
-                "This sign-in link is invalid or has expired. Please start again."
-            }
-            ErrorKind::BadCallback(_) => {
-                "The sign-in answer could not be read. Please start again."
-            }
-            ErrorKind::AccessDenied => "You declined to sign in with WeChat.",
-            ErrorKind::SnapshotUser => {
-                "You are viewing a preview (snapshot) of this page. Tap \"Use full service\" \
-                 (使用完整服务) at the bottom of the page and allow sign-in to continue."
-            }
-            ErrorKind::CodeRejected(_) => {
-                "WeChat could not confirm this sign-in. Please try again."
-            }
-            ErrorKind::WeChat { code, .. } if code.means_busy() => {
-                "WeChat is busy right now. Please try again in a moment."
-            }
-            ErrorKind::WeChat { .. } | ErrorKind::UpstreamInvalid(_) => {
-                "WeChat sign-in failed. Please try again later."
-            }
-            ErrorKind::UpstreamTimeout | ErrorKind::UpstreamUnreachable(_) => {
-                "WeChat cannot be reached right now. Please try again in a moment."
-            }
-            ErrorKind::Session(_) | ErrorKind::Misconfigured(_) => {
-                "Sign-in is not available because of a server error."
-            }
-            ErrorKind::SessionStoreUnavailable | ErrorKind::Throttled => {
-                "Sign-in is briefly unavailable. Please try again in a moment."
-            }
+            ErrorKind::SignInRequired => PageKind::SignInRequired,
+            ErrorKind::InvalidState => PageKind::StateInvalid,
+            ErrorKind::BadCallback(_) => PageKind::CallbackUnreadable,
+            ErrorKind::AccessDenied => PageKind::Declined,
+            ErrorKind::SnapshotUser => PageKind::Snapshot,
+            ErrorKind::CodeRejected(_) => PageKind::CodeRejected,
+            ErrorKind::WeChat { code, .. } if code.means_busy() => PageKind::WeChatBusy,
+            ErrorKind::WeChat {
+                code: ErrCode::ApiUnauthorized | ErrCode::UserUnauthorized,
+                ..
+            } => PageKind::ScopeNotGranted,
+            ErrorKind::WeChat { .. } | ErrorKind::UpstreamInvalid(_) => PageKind::WeChatError,
+            ErrorKind::UpstreamTimeout => PageKind::WeChatTimeout,
+            ErrorKind::UpstreamUnreachable(_) => PageKind::WeChatUnreachable,
+            ErrorKind::Session(_) | ErrorKind::Misconfigured(_) => PageKind::Misconfigured,
+            ErrorKind::SessionStoreUnavailable | ErrorKind::Throttled => PageKind::Unavailable,
         }
     }
+
 }
 
 /// The crate's error: a kind, plus what is needed to answer it (format and links).
@@ -172,16 +165,16 @@ impl ErrorKind {
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
-    format: Format,
+    reply: Reply,
     /// The WeChat authorize URL (401 JSON) or the page to start again from (HTML link).
     link: Option<String>,
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, format: Format) -> Self {
+    pub(crate) fn new(kind: ErrorKind, reply: Reply) -> Self {
         Self {
             kind,
-            format,
+            reply,
             link: None,
         }
     }
@@ -203,8 +196,9 @@ impl Error {
 }
 
 impl From<ErrorKind> for Error {
+    /// An error shown as the default page, in Simplified Chinese (no request to negotiate with).
     fn from(kind: ErrorKind) -> Self {
-        Error::new(kind, Format::Html)
+        Error::new(kind, Reply::page(Lang::ZhCn))
     }
 }
 
@@ -230,67 +224,64 @@ struct JsonError<'a> {
     authorize_url: Option<&'a str>,
 }
 
+impl Error {
+    fn errcode(&self) -> Option<i64> {
+        match &self.kind {
+            ErrorKind::WeChat { code, .. } | ErrorKind::CodeRejected(code) => Some(code.code()),
+            _ => None,
+        }
+    }
+
+    /// The page that shows this error, for the app's renderer or the default one.
+    fn page(&self) -> Page {
+        let mut page = Page::new(self.kind.page_kind(), self.reply.lang);
+        page.status = self.kind.status();
+        page.link.clone_from(&self.link);
+        page.errcode = self.errcode();
+        page.code = self.kind.code();
+        page
+    }
+}
+
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         self.kind.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status_code());
-        res.insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::REFERRER_POLICY, "no-referrer"));
+        let mut res = match self.reply.format {
+            Format::Json => HttpResponse::build(self.status_code()).json(JsonError {
+                error: self.kind.code(),
+                message: self.kind.page_kind().text(self.reply.lang).message,
+                errcode: self.errcode(),
+                authorize_url: self.link.as_deref(),
+            }),
+            Format::Html => {
+                let page = self.page();
+                match &self.reply.pages {
+                    Some(render) => (render.0)(&page),
+                    None => page.default_response(),
+                }
+            }
+        };
+        // Whatever renders the page: nothing personal is cached, and the URL (a callback's code)
+        // stays out of the `Referer` of what loads next.
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            header::HeaderValue::from_static("no-referrer"),
+        );
         if self.kind == ErrorKind::Throttled {
             // The per-openid budgets start over with the next minute.
             let retry_after = 60 - crate::session::unix_now() % 60;
-            res.insert_header((header::RETRY_AFTER, retry_after));
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
         }
-        let errcode = match &self.kind {
-            ErrorKind::WeChat { code, .. } | ErrorKind::CodeRejected(code) => Some(code.code()),
-            _ => None,
-        };
-        match self.format {
-            Format::Json => res.json(JsonError {
-                error: self.kind.code(),
-                message: self.kind.public_message(),
-                errcode,
-                authorize_url: self.link.as_deref(),
-            }),
-            Format::Html => res
-                .content_type(header::ContentType::html())
-                .body(html_page(&self.kind, errcode, self.link.as_deref())),
-        }
+        res
     }
-}
-
-fn html_page(kind: &ErrorKind, errcode: Option<i64>, link: Option<&str>) -> String {
-    let status = kind.status();
-    let title = status.canonical_reason().unwrap_or("Error");
-    let detail = match errcode {
-        Some(code) => format!("<p class=\"code\">{} · WeChat {code}</p>", kind.code()),
-        None => format!("<p class=\"code\">{}</p>", kind.code()),
-    };
-    let action = match (kind, link) {
-        (ErrorKind::SignInRequired, Some(link)) => format!(
-            "<p><a class=\"btn\" href=\"{}\">Sign in with WeChat</a></p>",
-            html_escape::encode_double_quoted_attribute(link)
-        ),
-        (_, Some(link)) => format!(
-            "<p><a class=\"btn\" href=\"{}\">Try again</a></p>",
-            html_escape::encode_double_quoted_attribute(link)
-        ),
-        (_, None) => String::new(),
-    };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{code} {title}</title><style>body{{font-family:system-ui,sans-serif;margin:0;\
-         padding:3em 1.5em;text-align:center;color:#222}}h1{{font-size:1.3em}}.code{{color:#888;\
-         font-size:.8em}}.btn{{display:inline-block;margin-top:1em;padding:.7em 1.6em;\
-         background:#07c160;color:#fff;border-radius:6px;text-decoration:none}}</style></head>\
-         <body><h1>{title}</h1><p>{message}</p>{action}{detail}</body></html>",
-        code = status.as_u16(),
-        message = html_escape::encode_text(kind.public_message()),
-    )
 }
 
 #[cfg(test)]
@@ -300,7 +291,7 @@ mod tests {
 
     #[actix_web::test]
     async fn json_for_api_html_for_pages_and_links_escaped() {
-        let err = Error::new(ErrorKind::SignInRequired, Format::Json)
+        let err = Error::new(ErrorKind::SignInRequired, Reply::json(Lang::En))
             .with_link("https://open.weixin.qq.com/x?a=1&b=2#wechat_redirect");
         let res = err.error_response();
         assert_eq!(res.status(), 401);
@@ -312,12 +303,13 @@ mod tests {
             "https://open.weixin.qq.com/x?a=1&b=2#wechat_redirect"
         );
 
-        let err = Error::new(ErrorKind::AccessDenied, Format::Html).with_link("/a?\"><script>");
+        let err =
+            Error::new(ErrorKind::AccessDenied, Reply::page(Lang::En)).with_link("/a?\"><script>");
         let res = err.error_response();
         assert_eq!(res.status(), 403);
         assert_eq!(res.headers().get("referrer-policy").unwrap(), "no-referrer");
         let body = String::from_utf8(to_bytes(res.into_body()).await.unwrap().to_vec()).unwrap();
-        assert!(body.contains("Try again"));
+        assert!(body.contains("Authorize again"));
         assert!(!body.contains("<script>"), "{body}");
     }
 
@@ -338,5 +330,35 @@ mod tests {
         assert_eq!(ErrorKind::UpstreamUnreachable("x".into()).status(), 503);
         assert_eq!(ErrorKind::UpstreamInvalid("x".into()).status(), 502);
         assert_eq!(ErrorKind::Misconfigured("x").status(), 500);
+    }
+
+    #[test]
+    fn each_kind_is_shown_with_its_own_status() {
+        for kind in [
+            ErrorKind::SignInRequired,
+            ErrorKind::InvalidState,
+            ErrorKind::BadCallback("x"),
+            ErrorKind::AccessDenied,
+            ErrorKind::SnapshotUser,
+            ErrorKind::CodeRejected(ErrCode::CodeUsed),
+            ErrorKind::WeChat {
+                code: ErrCode::SystemBusy,
+                errmsg: String::new(),
+            },
+            ErrorKind::WeChat {
+                code: ErrCode::UserUnauthorized,
+                errmsg: String::new(),
+            },
+            ErrorKind::UpstreamTimeout,
+            ErrorKind::UpstreamUnreachable("x".into()),
+            ErrorKind::UpstreamInvalid("x".into()),
+            ErrorKind::Session("x".into()),
+            ErrorKind::SessionStoreUnavailable,
+            ErrorKind::Throttled,
+            ErrorKind::Misconfigured("x"),
+        ] {
+            let page = Page::new(kind.page_kind(), Lang::ZhCn);
+            assert_eq!(page.status, kind.status(), "{kind:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use log::error;
 
 use crate::{
     error::{Error, ErrorKind},
-    negotiate::{guess_format, Format},
+    negotiate::Reply,
     session::SignedIn,
     tokens::{AccessToken, Scope},
     wire::Profile,
@@ -92,7 +92,7 @@ pub(crate) struct AuthContext {
     /// The user (`None`: anonymous), or why the token upkeep failed.
     pub(crate) outcome: Result<Option<WeChatUser>, ErrorKind>,
     /// How to answer when there is no user to hand over (decided only then).
-    pub(crate) format: Option<Format>,
+    pub(crate) reply: Option<Reply>,
 }
 
 impl FromRequest for WeChatUser {
@@ -102,29 +102,23 @@ impl FromRequest for WeChatUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let extensions = req.extensions();
         std::future::ready(match extensions.get::<AuthContext>() {
-            Some(AuthContext {
-                outcome, format, ..
-            }) => match outcome {
-                Ok(Some(user)) => Ok(user.clone()),
-                Ok(None) => Err(Error::new(
-                    ErrorKind::SignInRequired,
-                    format.unwrap_or_else(|| guess_format(req)),
-                )),
-                Err(kind) => Err(Error::new(
-                    kind.clone(),
-                    format.unwrap_or_else(|| guess_format(req)),
-                )),
-            },
+            Some(AuthContext { outcome, reply, .. }) => {
+                let reply = || reply.clone().unwrap_or_else(|| Reply::guess(req));
+                match outcome {
+                    Ok(Some(user)) => Ok(user.clone()),
+                    Ok(None) => Err(Error::new(ErrorKind::SignInRequired, reply())),
+                    Err(kind) => Err(Error::new(kind.clone(), reply())),
+                }
+            }
             None => {
                 error!(
                     "WeChatUser extracted on {} but no WeChatAuth middleware covers this route: \
                      wrap the App, scope or resource with WeChatAuth",
                     req.path()
                 );
-                let format = guess_format(req);
                 Err(Error::new(
                     ErrorKind::Misconfigured("WeChatUser used on a route without WeChatAuth"),
-                    format,
+                    Reply::guess(req),
                 ))
             }
         })

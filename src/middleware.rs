@@ -282,12 +282,12 @@ where
                 Access::Serve => forward(&service, req).await,
                 Access::Fail(kind) => Ok(worker.answer_error(req, kind)),
                 Access::SignIn(scope) => {
-                    let format = settings.filter.format(&req);
-                    let return_to = authorize::return_to_of(&settings.site, &req, format);
+                    let reply = settings.reply(&req);
+                    let return_to = authorize::return_to_of(&settings.site, &req, reply.format);
                     let mut pending = PendingCookies::of(&settings.site, &settings.sign_in, &req);
                     let config = &worker.shared.config;
                     let mut res =
-                        authorize::start(config, &mut pending, scope, return_to, 0, format);
+                        authorize::start(config, &mut pending, scope, return_to, 0, &reply);
                     pending.apply(&mut res);
                     Ok(respond(req, res))
                 }
@@ -322,12 +322,12 @@ impl Worker {
         }
         let outcome = self.current_user(req).await.map(|u| u.map(WeChatUser::new));
         // How to answer the extractor's errors, worked out only when there is no user to hand over.
-        let format = (!matches!(outcome, Ok(Some(_))))
-            .then(|| self.shared.config.settings.filter.format(req));
+        let reply = (!matches!(outcome, Ok(Some(_))))
+            .then(|| self.shared.config.settings.reply(req));
         req.extensions_mut().insert(AuthContext {
             config_id: self.shared.config.config_id(),
             outcome: outcome.clone(),
-            format,
+            reply,
         });
         outcome
     }
@@ -348,14 +348,20 @@ impl Worker {
         }
     }
 
-    /// An error answered by the middleware itself, in the request's format.
+    /// An error answered by the middleware itself, in the request's format and language; a page
+    /// offers to load the same URL again.
     fn answer_error<B>(
         &self,
         req: ServiceRequest,
         kind: ErrorKind,
     ) -> ServiceResponse<EitherBody<B>> {
-        let format = self.shared.config.settings.filter.format(&req);
-        respond(req, Error::new(kind, format).error_response())
+        let settings = &self.shared.config.settings;
+        let mut err = Error::new(kind, settings.reply(&req));
+        if req.method() == actix_web::http::Method::GET {
+            let again = crate::return_to::for_request(req.path(), req.query_string());
+            err = err.with_link(format!("{}{again}", settings.site.mount_path));
+        }
+        respond(req, err.error_response())
     }
 
     /// What an outer instance of the same configuration already found for this request.

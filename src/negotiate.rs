@@ -1,5 +1,5 @@
-//! Reading a request: whether the middleware leaves it alone, and whether it answers it as a page
-//! (redirects, HTML) or as an API call (401 JSON, JSON errors).
+//! Reading a request: whether the middleware leaves it alone, whether it answers it as a page
+//! (redirects, HTML) or as an API call (401 JSON, JSON errors), and in which language.
 
 use std::sync::Arc;
 
@@ -9,6 +9,8 @@ use actix_web::{
     HttpMessage,
 };
 
+use crate::{config::Lang, pages::PageRenderer};
+
 pub(crate) type RequestPredicate = Arc<dyn Fn(&ServiceRequest) -> bool + Send + Sync>;
 
 /// How the middleware answers a request it answers itself: chosen from the request, because
@@ -17,6 +19,110 @@ pub(crate) type RequestPredicate = Arc<dyn Fn(&ServiceRequest) -> bool + Send + 
 pub(crate) enum Format {
     Html,
     Json,
+}
+
+/// How the middleware answers one request: the format, the visitor's language and the app's page
+/// renderer, if any.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub(crate) format: Format,
+    pub(crate) lang: Lang,
+    pub(crate) pages: Option<PageRenderer>,
+}
+
+impl Reply {
+    /// A default page in `lang`.
+    pub(crate) fn page(lang: Lang) -> Self {
+        Self {
+            format: Format::Html,
+            lang,
+            pages: None,
+        }
+    }
+
+    /// JSON, its `message` in `lang`.
+    #[cfg(test)]
+    pub(crate) fn json(lang: Lang) -> Self {
+        Self {
+            format: Format::Json,
+            ..Self::page(lang)
+        }
+    }
+
+    /// The same reply as a page, whatever the request's format: the callback is a navigation.
+    pub(crate) fn as_page(&self) -> Self {
+        Self {
+            format: Format::Html,
+            ..self.clone()
+        }
+    }
+
+    /// A reply when no configuration is at hand (the extractor without the middleware, the
+    /// session store guard): the format and language from the headers alone, default pages.
+    pub(crate) fn guess(req: &impl HttpMessage) -> Self {
+        Self {
+            format: guess_format(req),
+            lang: visitor_lang(req.headers()),
+            pages: None,
+        }
+    }
+}
+
+/// The visitor's language: `Accept-Language` first, then the `Language/…` token WeChat puts in
+/// its User-Agent (which of the two follows the user's WeChat language is not documented), else
+/// Simplified Chinese.
+pub(crate) fn visitor_lang(headers: &header::HeaderMap) -> Lang {
+    accept_language(headers)
+        .or_else(|| wechat_language(headers))
+        .unwrap_or(Lang::ZhCn)
+}
+
+/// The best-ranked language of `Accept-Language` that a page exists in.
+fn accept_language(headers: &header::HeaderMap) -> Option<Lang> {
+    let value = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+    let mut ranked: Vec<(u16, Lang)> = value
+        .split(',')
+        .take(16)
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let lang = lang_of_tag(parts.next()?.trim())?;
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(Some(1000), quality)?;
+            (q > 0).then_some((q, lang))
+        })
+        .collect();
+    // Stable: equal weights keep the header's order.
+    ranked.sort_by_key(|(q, _)| std::cmp::Reverse(*q));
+    ranked.first().map(|(_, lang)| *lang)
+}
+
+/// A q-value in thousandths (`0.8` → 800); `None` when unreadable.
+fn quality(q: &str) -> Option<u16> {
+    let q: f32 = q.trim().parse().ok()?;
+    (0.0..=1.0).contains(&q).then(|| (q * 1000.0).round() as u16)
+}
+
+/// The page language of a BCP 47 tag: English, Traditional Chinese (Taiwan, Hong Kong, Macau,
+/// `Hant`), other Chinese; `None` for the rest.
+fn lang_of_tag(tag: &str) -> Option<Lang> {
+    let tag = tag.to_ascii_lowercase().replace('_', "-");
+    let mut subtags = tag.split('-');
+    match subtags.next()? {
+        "en" => Some(Lang::En),
+        "zh" => {
+            let traditional = subtags.any(|s| matches!(s, "tw" | "hk" | "mo" | "hant"));
+            Some(if traditional { Lang::ZhTw } else { Lang::ZhCn })
+        }
+        _ => None,
+    }
+}
+
+/// `… Language/zh_CN …` in WeChat's User-Agent.
+fn wechat_language(headers: &header::HeaderMap) -> Option<Lang> {
+    let ua = headers.get(header::USER_AGENT)?.to_str().ok()?;
+    let (_, after) = ua.split_once("Language/")?;
+    lang_of_tag(after.split_whitespace().next()?)
 }
 
 /// How API requests are told from page requests.
@@ -155,6 +261,38 @@ mod tests {
     use actix_web::test::TestRequest;
 
     use super::*;
+
+    #[test]
+    fn the_visitor_language() {
+        let lang = |headers: &[(&str, &str)]| {
+            let mut req = TestRequest::get();
+            for h in headers {
+                req = req.insert_header(*h);
+            }
+            visitor_lang(req.to_srv_request().headers())
+        };
+        let al = |v| [("accept-language", v)];
+        assert_eq!(lang(&[]), Lang::ZhCn);
+        assert_eq!(lang(&al("en-US,en;q=0.9,zh-CN;q=0.8")), Lang::En);
+        assert_eq!(lang(&al("zh-CN,zh;q=0.9,en;q=0.8")), Lang::ZhCn);
+        assert_eq!(lang(&al("zh-TW,zh;q=0.9")), Lang::ZhTw);
+        assert_eq!(lang(&al("zh-HK")), Lang::ZhTw);
+        assert_eq!(lang(&al("zh-Hant-TW;q=0.9,en;q=0.5")), Lang::ZhTw);
+        assert_eq!(lang(&al("zh-Hans-CN")), Lang::ZhCn);
+        assert_eq!(lang(&al("fr-FR,en;q=0.3")), Lang::En);
+        assert_eq!(lang(&al("en;q=0.2,zh;q=0.9")), Lang::ZhCn);
+        assert_eq!(lang(&al("en;q=0,zh-TW;q=0.1")), Lang::ZhTw);
+        assert_eq!(lang(&al("garbage;;q=x,,")), Lang::ZhCn);
+        let ua = "Mozilla/5.0 (iPhone) MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/en";
+        assert_eq!(lang(&[("user-agent", ua)]), Lang::En);
+        assert_eq!(
+            lang(&[("user-agent", &ua.replace("Language/en", "Language/zh_TW"))]),
+            Lang::ZhTw
+        );
+        // Accept-Language first.
+        assert_eq!(lang(&[("user-agent", ua), ("accept-language", "zh-CN")]), Lang::ZhCn);
+        assert_eq!(lang(&[("user-agent", ua), ("accept-language", "de")]), Lang::En);
+    }
 
     #[test]
     fn pages_and_scripts_are_told_apart() {

@@ -11,7 +11,7 @@ use log::error;
 
 use crate::{
     error::{Error, ErrorKind},
-    negotiate::guess_format,
+    negotiate::Reply,
 };
 
 /// Answers requests whose session could not be loaded or saved (the store is unreachable) with a
@@ -39,12 +39,12 @@ pub async fn session_store_guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     // Decided before the request moves on: an `Err` comes back without it.
-    let format = guess_format(&req);
+    let reply = Reply::guess(&req);
     let path = req.path().to_owned();
     next.call(req).await.map_err(|err| {
         if is_store_failure(&err) {
             error!("session store unavailable on {path}: {err:?}");
-            Error::new(ErrorKind::SessionStoreUnavailable, format).into()
+            Error::new(ErrorKind::SessionStoreUnavailable, reply).into()
         } else {
             err
         }

@@ -121,7 +121,7 @@ async fn tokens_near_expiry_are_refreshed_early_and_expired_ones_must_be() {
     assert_eq!(api.json()["errcode"], -1);
     let page = browser.get(&s.url("/base")).await;
     assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(page.body.contains("busy"), "{}", page.body);
+    assert!(page.body.contains("微信繁忙"), "{}", page.body);
     assert!(browser.session(&s.app.base).get("wx").is_some());
 
     // WeChat back: the same session goes on without signing in again.
