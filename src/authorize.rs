@@ -9,12 +9,12 @@ use actix_web::{
 use url::Url;
 
 use crate::{
-    config::{Site, WeChatConfig},
+    config::{Settings, Site, WeChatConfig},
     error::{Error, ErrorKind},
     negotiate::{Format, Reply},
     pending::PendingCookies,
     return_to,
-    tokens::Scope,
+    tokens::{CsrfState, Scope},
 };
 
 /// Where a challenged request should come back to: the page itself, or for an API call the page
@@ -36,19 +36,55 @@ fn referring_page(site: &Site, req: &ServiceRequest) -> Option<String> {
         .then(|| return_to::for_request(path, referer.query().unwrap_or("")))
 }
 
+/// The sign-in route's `?return_to=`: a same-origin path, else `/`.
+pub(crate) fn requested_return_to(req: &ServiceRequest) -> String {
+    #[derive(serde::Deserialize)]
+    struct Query {
+        return_to: Option<String>,
+    }
+    let asked = serde_urlencoded::from_str::<Query>(req.query_string())
+        .ok()
+        .and_then(|q| q.return_to);
+    return_to::same_origin_path(asked.as_deref().unwrap_or("/")).to_owned()
+}
+
+/// The sign-in route's URL for coming back to this request's page (a page's "Sign in" link).
+pub(crate) fn sign_in_link(settings: &Settings, req: &ServiceRequest) -> String {
+    let back = return_to::for_request(req.path(), req.query_string());
+    format!(
+        "{}{}?return_to={}",
+        settings.site.mount_path,
+        settings.sign_in.sign_in_path,
+        percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+/// A sign-in to start.
+pub(crate) struct Challenge {
+    pub(crate) scope: Scope,
+    /// A same-origin path (+query), already checked.
+    pub(crate) return_to: String,
+    /// How many times a stale code already restarted it.
+    pub(crate) restarts: u8,
+    /// Answer a page with the interstitial that carries the `#hash` route along.
+    pub(crate) keep_hash: bool,
+}
+
 /// Records a pending sign-in in `pending` and answers with the way to WeChat's authorize page.
 /// (The caller puts `pending`'s cookies on the answer.)
 pub(crate) fn start(
     config: &WeChatConfig,
     pending: &mut PendingCookies<'_>,
-    scope: Scope,
-    return_to: String,
-    restarts: u8,
+    challenge: Challenge,
     reply: &Reply,
 ) -> HttpResponse {
-    let state = pending.challenge(scope, return_to, restarts);
+    let scope = challenge.scope;
+    let state = pending.challenge(scope, challenge.return_to, challenge.restarts);
     let authorize_url = config.authorize_url(scope, &state);
     match reply.format {
+        Format::Html if challenge.keep_hash => {
+            hash_interstitial(config, scope, &state, reply, &authorize_url)
+        }
         Format::Html => HttpResponse::Found()
             .insert_header((header::LOCATION, authorize_url))
             .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
@@ -57,4 +93,58 @@ pub(crate) fn start(
             .with_link(authorize_url)
             .error_response(),
     }
+}
+
+/// A page that goes on to WeChat at once, adding the page's `#hash` (which the browser never
+/// sent) to the `redirect_uri` as `wxh`, so that the callback can land on it. Without script, its
+/// link goes on without the hash.
+fn hash_interstitial(
+    config: &WeChatConfig,
+    scope: Scope,
+    state: &CsrfState,
+    reply: &Reply,
+    authorize_url: &str,
+) -> HttpResponse {
+    let site = &config.settings.site;
+    // JSON strings are JavaScript strings; `<` is escaped so that nothing closes the script.
+    let js = |s: &str| {
+        serde_json::to_string(s)
+            .unwrap_or_default()
+            .replace('<', "\\u003c")
+    };
+    let nonce = CsrfState::random();
+    let text = crate::pages::PageKind::SignInRequired.text(reply.lang);
+    let html = format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title}</title></head><body>\
+         <script nonce=\"{nonce}\">(function(){{var h=location.hash.slice(1),r={redirect};\
+         if(h&&h.length<=256){{r+='?wxh='+encodeURIComponent(h);}}\
+         location.replace({base}+encodeURIComponent(r)+{rest});}})();</script>\
+         <noscript><a href=\"{link}\">{action}</a></noscript></body></html>",
+        lang = crate::pages::html_lang(reply.lang),
+        title = html_escape::encode_text(text.title),
+        nonce = nonce.as_str(),
+        redirect = js(&site.redirect_uri),
+        base = js(&site.authorize_base),
+        rest = js(&format!(
+            "&response_type=code&scope={scope}{}",
+            config.authorize_tail(state)
+        )),
+        link = html_escape::encode_double_quoted_attribute(authorize_url),
+        action = html_escape::encode_text(text.action.unwrap_or(text.title)),
+    );
+    HttpResponse::Ok()
+        .content_type(header::ContentType::html())
+        .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            format!(
+                "default-src 'none'; script-src 'nonce-{}'; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'",
+                nonce.as_str()
+            ),
+        ))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .body(html)
 }

@@ -7,14 +7,15 @@ use actix_web::{
     HttpResponse, ResponseError as _,
 };
 use log::{debug, info, warn};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde::Deserialize;
 
 use crate::{
-    authorize,
+    authorize::{self, Challenge},
     client::WeChatClient,
     config::WeChatConfig,
     error::{Error, ErrorKind},
-    negotiate::Reply,
+    negotiate::{is_wechat, Reply},
     pending::{PendingCookies, PendingSignIn, StateMatch},
     session::{unix_now, AuthSession, SignedIn},
     tokens::Scope,
@@ -26,6 +27,13 @@ use crate::{
 struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
+    /// Set on the `redirect_uri` of a restart after a lost `state`: for browsers that keep no
+    /// cookie, the marker that this is the second try.
+    #[serde(rename = "wxr")]
+    restarted: Option<String>,
+    /// The page's `#hash` route, carried by the hash interstitial.
+    #[serde(rename = "wxh")]
+    hash: Option<String>,
 }
 
 /// Answers the callback. Always an HTML answer: the callback is a browser navigation.
@@ -67,25 +75,29 @@ async fn sign_in(
     let reply = config.settings.reply(req).as_page();
     let page = |kind| Error::new(kind, reply.clone());
     let home = format!("{}/", config.settings.site.mount_path);
-    let query: CallbackQuery = serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| page(ErrorKind::BadCallback("unreadable or repeated parameters")))?;
-    let state = query
-        .state
-        .filter(|s| is_state(s))
-        .ok_or_else(|| page(ErrorKind::InvalidState).with_link(home.clone()))?;
-
+    let query: CallbackQuery = serde_urlencoded::from_str(req.query_string()).map_err(|_| {
+        page(ErrorKind::BadCallback("unreadable or repeated parameters")).with_link(home.clone())
+    })?;
     let session = req.get_session();
     let store = AuthSession(&session);
     let now = unix_now();
-    let pending = match pending_cookies.take(&state, req) {
+    let taken = match query.state.as_deref().filter(|s| is_state(s)) {
+        Some(state) => pending_cookies.take(state, req),
+        None => StateMatch::Unknown,
+    };
+    let pending = match taken {
         StateMatch::Fresh(pending) => pending,
         // A double callback or a reload after this browser already signed in: no second
         // exchange, just go on.
         StateMatch::AlreadyUsed(pending) if signed_in_for(config, &store, pending.scope) => {
-            return Ok(back_to(config, &pending.return_to));
+            return Ok(back_to(config, &pending.return_to, None));
         }
+        // Never an exchange: the code is not this browser's to use.
         StateMatch::AlreadyUsed(_) | StateMatch::Unknown => {
-            return Err(page(ErrorKind::InvalidState).with_link(home))
+            return match lost_state(config, req, pending_cookies, query.restarted.is_some()) {
+                Some(restart) => Ok(restart),
+                None => Err(page(ErrorKind::InvalidState).with_link(home)),
+            };
         }
     };
     let start_again = format!("{}{}", config.settings.site.mount_path, pending.return_to);
@@ -94,7 +106,7 @@ async fn sign_in(
         return Err(page(ErrorKind::AccessDenied).with_link(start_again));
     };
     if !is_code(&code) {
-        return Err(page(ErrorKind::BadCallback("malformed code")));
+        return Err(page(ErrorKind::BadCallback("malformed code")).with_link(start_again));
     }
 
     let tokens = match client.exchange_code(&config.settings.app, &code).await {
@@ -125,7 +137,8 @@ async fn sign_in(
         if profile.openid != tokens.openid {
             return Err(page(ErrorKind::UpstreamInvalid(
                 "userinfo answered for another openid".into(),
-            )));
+            ))
+            .with_link(start_again));
         }
         Some(profile)
     } else {
@@ -150,7 +163,35 @@ async fn sign_in(
         })
         .with_link(start_again));
     }
-    Ok(back_to(config, &pending.return_to))
+    Ok(back_to(config, &pending.return_to, query.hash.as_deref()))
+}
+
+/// A callback whose `state` this browser does not hold (its cookie lost in the webview, an old
+/// tab, a shared link). In WeChat, once per browser (a short-lived cookie, and a marker in the
+/// `redirect_uri` for browsers that keep none): a fresh sign-in of the configured scope, back to
+/// the site's root. Elsewhere, or the second time: `None`, the page with a button.
+fn lost_state(
+    config: &WeChatConfig,
+    req: &ServiceRequest,
+    pending_cookies: &mut PendingCookies<'_>,
+    marked: bool,
+) -> Option<HttpResponse> {
+    if !is_wechat(req.headers()) || marked || pending_cookies.restarted(req) {
+        return None;
+    }
+    info!("a callback with a state this browser does not hold; signing in afresh, once");
+    let scope = config.scope();
+    let state = pending_cookies.challenge(scope, "/".to_owned(), 0);
+    pending_cookies.mark_restarted();
+    Some(
+        HttpResponse::Found()
+            .insert_header((
+                header::LOCATION,
+                config.authorize_url_with(scope, &state, "wxr=1"),
+            ))
+            .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
+            .finish(),
+    )
 }
 
 /// The sign-in to keep when this browser is already signed in: a weaker grant finishing after a
@@ -180,18 +221,17 @@ fn stale_code(
     reply: &Reply,
 ) -> Result<HttpResponse, Error> {
     if signed_in_for(config, store, pending.scope) {
-        return Ok(back_to(config, &pending.return_to));
+        return Ok(back_to(config, &pending.return_to, None));
     }
     if pending.restarts == 0 {
         info!("WeChat rejected a stale code ({code}); authorizing once more");
-        return Ok(authorize::start(
-            config,
-            pending_cookies,
-            pending.scope,
-            pending.return_to,
-            pending.restarts + 1,
-            reply,
-        ));
+        let challenge = Challenge {
+            scope: pending.scope,
+            return_to: pending.return_to,
+            restarts: pending.restarts + 1,
+            keep_hash: false,
+        };
+        return Ok(authorize::start(config, pending_cookies, challenge, reply));
     }
     Err(Error::new(ErrorKind::CodeRejected(code), reply.clone()).with_link(start_again))
 }
@@ -202,19 +242,39 @@ fn signed_in_for(config: &WeChatConfig, store: &AuthSession<'_>, scope: Scope) -
         .is_some_and(|user| user.scope.satisfies(scope))
 }
 
-/// 303 to the return-to. `Referrer-Policy` keeps the callback URL (and its code) out of the
-/// `Referer` of whatever loads next. The empty fragment matters: a browser carries the authorize
-/// URL's `#wechat_redirect` through every redirect whose `Location` has none, and a hash-routed
-/// page would land on it.
-fn back_to(config: &WeChatConfig, return_to: &str) -> HttpResponse {
+/// 303 to the return-to, with the page's `#hash` route when the hash interstitial carried one.
+/// `Referrer-Policy` keeps the callback URL (and its code) out of the `Referer` of whatever loads
+/// next. The fragment is never left out: a browser carries the authorize URL's `#wechat_redirect`
+/// through every redirect whose `Location` has none, and a hash-routed page would land on it.
+fn back_to(config: &WeChatConfig, return_to: &str, hash: Option<&str>) -> HttpResponse {
+    // A fragment cannot leave the origin; it is capped and encoded like any fragment.
+    let hash = hash.filter(|h| h.len() <= 256).unwrap_or("");
     HttpResponse::SeeOther()
         .insert_header((
             header::LOCATION,
-            format!("{}{return_to}#", config.settings.site.mount_path),
+            format!(
+                "{}{return_to}#{}",
+                config.settings.site.mount_path,
+                utf8_percent_encode(hash, FRAGMENT)
+            ),
         ))
         .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
         .finish()
 }
+
+/// What a fragment may hold as is (RFC 3986 `fragment`, less what headers and HTML mind).
+const FRAGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'#')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|');
 
 /// WeChat's `state` alphabet and length.
 fn is_state(s: &str) -> bool {

@@ -81,6 +81,13 @@ pub enum ConfigError {
     /// The callback path does not start with `/` or holds characters that are not allowed.
     #[error("callback_path must start with '/' and hold only visible ASCII, no query or fragment")]
     InvalidCallbackPath,
+    /// The sign-in path does not start with `/`, holds characters that are not allowed, or is the
+    /// callback path.
+    #[error(
+        "sign_in_path must start with '/', hold only visible ASCII, no query or fragment, and \
+         differ from callback_path"
+    )]
+    InvalidSignInPath,
     /// A duration or count that must be positive is zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
@@ -226,8 +233,12 @@ impl Default for UpkeepSettings {
 pub(crate) struct SignInSettings {
     pub(crate) scope: Scope,
     pub(crate) callback_path: String,
+    /// Starts a sign-in on request (`?return_to=`): "Sign in" buttons, and the pages' links.
+    pub(crate) sign_in_path: String,
     pub(crate) state_ttl: Duration,
     pub(crate) connect_redirect: bool,
+    /// Pages whose `#hash` route survives the sign-in (an SPA's entry pages).
+    pub(crate) hash_route_paths: Vec<String>,
 }
 
 impl Default for SignInSettings {
@@ -235,8 +246,10 @@ impl Default for SignInSettings {
         Self {
             scope: Scope::Base,
             callback_path: "/wechat/callback".to_owned(),
+            sign_in_path: "/wechat/sign-in".to_owned(),
             state_ttl: Duration::from_secs(600),
             connect_redirect: true,
+            hash_route_paths: Vec::new(),
         }
     }
 }
@@ -250,8 +263,11 @@ pub(crate) struct Site {
     pub(crate) mount_path: String,
     /// `public_url` + the callback path: WeChat's `redirect_uri`.
     pub(crate) redirect_uri: String,
-    /// `{open_base}/connect/oauth2/authorize?appid=..&redirect_uri=..&response_type=code&scope=`,
-    /// built once: the authorize URL is on the path of every anonymous request.
+    /// `{open_base}/connect/oauth2/authorize?appid=..&redirect_uri=`: what comes before the
+    /// redirect_uri, for the variants that add to it.
+    pub(crate) authorize_base: String,
+    /// `{authorize_base}{redirect_uri, encoded}&response_type=code&scope=`, built once: the
+    /// authorize URL is on the path of every anonymous request.
     authorize_prefix: String,
     /// The path the used-sign-in markers are scoped to: the callback's, as the browser sees it.
     pub(crate) callback_cookie_path: String,
@@ -326,13 +342,38 @@ impl WeChatConfig {
         let mut url = String::with_capacity(prefix.len() + 96);
         url.push_str(prefix);
         url.push_str(scope.as_str());
-        url.push_str("&state=");
-        url.push_str(state.as_str());
-        if self.settings.sign_in.connect_redirect {
-            url.push_str("&connect_redirect=1");
-        }
-        url.push_str("#wechat_redirect");
+        url.push_str(&self.authorize_tail(state));
         url
+    }
+
+    /// The authorize URL with `redirect_query` added to the `redirect_uri` (a restart's marker).
+    pub(crate) fn authorize_url_with(
+        &self,
+        scope: Scope,
+        state: &CsrfState,
+        redirect_query: &str,
+    ) -> String {
+        let site = &self.settings.site;
+        let redirect_uri = format!("{}?{redirect_query}", site.redirect_uri);
+        format!(
+            "{}{}&response_type=code&scope={scope}{}",
+            site.authorize_base,
+            utf8_percent_encode(&redirect_uri, URI_COMPONENT),
+            self.authorize_tail(state)
+        )
+    }
+
+    /// What follows the scope: `&state=…`, `&connect_redirect=1` when on, `#wechat_redirect`.
+    pub(crate) fn authorize_tail(&self, state: &CsrfState) -> String {
+        let connect_redirect = if self.settings.sign_in.connect_redirect {
+            "&connect_redirect=1"
+        } else {
+            ""
+        };
+        format!(
+            "&state={}{connect_redirect}#wechat_redirect",
+            state.as_str()
+        )
     }
 
     /// Identifies this configuration (every instance and clone made from it shares it).
@@ -399,6 +440,15 @@ impl WeChatConfigBuilder {
     /// The callback route, handled by the middleware itself (default `/wechat/callback`).
     pub fn callback_path(mut self, path: impl Into<String>) -> Self {
         self.sign_in.callback_path = path.into();
+        self
+    }
+
+    /// The route that starts a sign-in on request, answered by the middleware itself (default
+    /// `/wechat/sign-in`): link a "Sign in" button on an optional page to
+    /// `/wechat/sign-in?return_to=/the/page` (a same-origin path; anything else returns to `/`).
+    /// The crate's "sign-in required" page links to it too.
+    pub fn sign_in_path(mut self, path: impl Into<String>) -> Self {
+        self.sign_in.sign_in_path = path.into();
         self
     }
 
@@ -585,6 +635,16 @@ impl WeChatConfigBuilder {
         self
     }
 
+    /// Keeps the `#hash` route of this page (exact path, e.g. an SPA's `/`) through the sign-in
+    /// (default: none). A browser never sends the fragment, so an anonymous visit to this page
+    /// gets a tiny page (a nonce-CSP script, no external request) that reads `location.hash` and
+    /// goes on to WeChat with it; the callback then lands on `/#/orders/12`, not `/`. Without
+    /// script, a link goes on without the hash.
+    pub fn keep_hash_route_on(mut self, path: impl Into<String>) -> Self {
+        self.sign_in.hash_route_paths.push(path.into());
+        self
+    }
+
     /// Paths starting with `prefix` are API routes (default: none; API calls are also told by
     /// `Accept` preferring JSON, `X-Requested-With: XMLHttpRequest` and `Sec-Fetch-Mode`).
     pub fn api_path_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -632,13 +692,13 @@ impl WeChatConfigBuilder {
         if self.app.secret.secret().is_empty() {
             return Err(ConfigError::EmptySecret);
         }
-        let cb = &self.sign_in.callback_path;
-        if !cb.starts_with('/')
-            || cb.starts_with("//")
-            || cb.contains(['?', '#', '\\'])
-            || !cb.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if !is_route_path(&self.sign_in.callback_path) {
             return Err(ConfigError::InvalidCallbackPath);
+        }
+        if !is_route_path(&self.sign_in.sign_in_path)
+            || self.sign_in.sign_in_path == self.sign_in.callback_path
+        {
+            return Err(ConfigError::InvalidSignInPath);
         }
         for (setting, zero) in [
             ("request_timeout", self.client.request_timeout.is_zero()),
@@ -718,10 +778,13 @@ impl Site {
         let public_origin = public.origin().ascii_serialization();
         let mount_path = public.path().trim_end_matches('/').to_owned();
         let redirect_uri = format!("{public_origin}{mount_path}{}", sign_in.callback_path);
-        let authorize_prefix = format!(
-            "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope=",
+        let authorize_base = format!(
+            "{}/connect/oauth2/authorize?appid={}&redirect_uri=",
             open_base.as_str().trim_end_matches('/'),
             app.appid,
+        );
+        let authorize_prefix = format!(
+            "{authorize_base}{}&response_type=code&scope=",
             utf8_percent_encode(&redirect_uri, URI_COMPONENT),
         );
         Self {
@@ -732,9 +795,18 @@ impl Site {
             public_origin,
             mount_path,
             redirect_uri,
+            authorize_base,
             authorize_prefix,
         }
     }
+}
+
+/// A path the middleware answers itself: `/…`, visible ASCII, no query, fragment or backslash.
+fn is_route_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains(['?', '#', '\\'])
+        && path.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn is_loopback(url: &Url) -> bool {

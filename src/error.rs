@@ -147,7 +147,6 @@ impl ErrorKind {
             ErrorKind::SessionStoreUnavailable | ErrorKind::Throttled => PageKind::Unavailable,
         }
     }
-
 }
 
 /// The crate's error: a kind, plus what is needed to answer it (format and links).

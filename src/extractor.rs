@@ -93,6 +93,8 @@ pub(crate) struct AuthContext {
     pub(crate) outcome: Result<Option<WeChatUser>, ErrorKind>,
     /// How to answer when there is no user to hand over (decided only then).
     pub(crate) reply: Option<Reply>,
+    /// Where the "sign-in required" page sends the visitor (decided only then).
+    pub(crate) sign_in: Option<String>,
 }
 
 impl FromRequest for WeChatUser {
@@ -102,11 +104,22 @@ impl FromRequest for WeChatUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let extensions = req.extensions();
         std::future::ready(match extensions.get::<AuthContext>() {
-            Some(AuthContext { outcome, reply, .. }) => {
+            Some(AuthContext {
+                outcome,
+                reply,
+                sign_in,
+                ..
+            }) => {
                 let reply = || reply.clone().unwrap_or_else(|| Reply::guess(req));
                 match outcome {
                     Ok(Some(user)) => Ok(user.clone()),
-                    Ok(None) => Err(Error::new(ErrorKind::SignInRequired, reply())),
+                    Ok(None) => {
+                        let err = Error::new(ErrorKind::SignInRequired, reply());
+                        Err(match sign_in {
+                            Some(link) => err.with_link(link.clone()),
+                            None => err,
+                        })
+                    }
                     Err(kind) => Err(Error::new(kind.clone(), reply())),
                 }
             }

@@ -17,7 +17,8 @@ use futures_util::future::LocalBoxFuture;
 use log::{debug, error, info, warn};
 
 use crate::{
-    authorize, callback,
+    authorize::{self, Challenge},
+    callback,
     client::WeChatClient,
     config::WeChatConfig,
     error::{Error, ErrorKind},
@@ -234,6 +235,8 @@ enum Route {
     NoSession,
     /// The OAuth callback: ours to answer.
     Callback,
+    /// The sign-in route: start a sign-in for `?return_to=`.
+    SignIn,
     /// Everything else: find the user, then see whether the route is satisfied.
     Guarded,
 }
@@ -275,6 +278,10 @@ where
                     let res = callback::handle(&worker.shared.config, &worker.client, &req).await;
                     return Ok(respond(req, res));
                 }
+                Route::SignIn => {
+                    let return_to = authorize::requested_return_to(&req);
+                    return Ok(worker.challenge(req, settings.sign_in.scope, return_to));
+                }
                 Route::Guarded => {}
             }
             let outcome = worker.resolve(&req).await;
@@ -282,14 +289,9 @@ where
                 Access::Serve => forward(&service, req).await,
                 Access::Fail(kind) => Ok(worker.answer_error(req, kind)),
                 Access::SignIn(scope) => {
-                    let reply = settings.reply(&req);
-                    let return_to = authorize::return_to_of(&settings.site, &req, reply.format);
-                    let mut pending = PendingCookies::of(&settings.site, &settings.sign_in, &req);
-                    let config = &worker.shared.config;
-                    let mut res =
-                        authorize::start(config, &mut pending, scope, return_to, 0, &reply);
-                    pending.apply(&mut res);
-                    Ok(respond(req, res))
+                    let format = settings.filter.format(&req);
+                    let return_to = authorize::return_to_of(&settings.site, &req, format);
+                    Ok(worker.challenge(req, scope, return_to))
                 }
             }
         })
@@ -309,6 +311,8 @@ impl Worker {
             Route::NoSession
         } else if req.path() == settings.sign_in.callback_path {
             Route::Callback
+        } else if req.path() == settings.sign_in.sign_in_path {
+            Route::SignIn
         } else {
             Route::Guarded
         }
@@ -322,12 +326,13 @@ impl Worker {
         }
         let outcome = self.current_user(req).await.map(|u| u.map(WeChatUser::new));
         // How to answer the extractor's errors, worked out only when there is no user to hand over.
-        let reply = (!matches!(outcome, Ok(Some(_))))
-            .then(|| self.shared.config.settings.reply(req));
+        let settings = &self.shared.config.settings;
+        let anonymous = !matches!(outcome, Ok(Some(_)));
         req.extensions_mut().insert(AuthContext {
             config_id: self.shared.config.config_id(),
             outcome: outcome.clone(),
-            reply,
+            reply: anonymous.then(|| settings.reply(req)),
+            sign_in: anonymous.then(|| authorize::sign_in_link(settings, req)),
         });
         outcome
     }
@@ -346,6 +351,33 @@ impl Worker {
             }
             (Requirement::Scope(needed), Ok(_)) => Access::SignIn(needed),
         }
+    }
+
+    /// Starts a sign-in for `scope` that comes back to `return_to`: a 302 (or the hash
+    /// interstitial) for pages, a 401 JSON with the authorize URL for API calls.
+    fn challenge<B>(
+        &self,
+        req: ServiceRequest,
+        scope: Scope,
+        return_to: String,
+    ) -> ServiceResponse<EitherBody<B>> {
+        let settings = &self.shared.config.settings;
+        let reply = settings.reply(&req);
+        let mut pending = PendingCookies::of(&settings.site, &settings.sign_in, &req);
+        let keep_hash = settings
+            .sign_in
+            .hash_route_paths
+            .iter()
+            .any(|p| p == req.path());
+        let challenge = Challenge {
+            scope,
+            return_to,
+            restarts: 0,
+            keep_hash,
+        };
+        let mut res = authorize::start(&self.shared.config, &mut pending, challenge, &reply);
+        pending.apply(&mut res);
+        respond(req, res)
     }
 
     /// An error answered by the middleware itself, in the request's format and language; a page

@@ -100,7 +100,9 @@ fn accept_language(headers: &header::HeaderMap) -> Option<Lang> {
 /// A q-value in thousandths (`0.8` → 800); `None` when unreadable.
 fn quality(q: &str) -> Option<u16> {
     let q: f32 = q.trim().parse().ok()?;
-    (0.0..=1.0).contains(&q).then(|| (q * 1000.0).round() as u16)
+    (0.0..=1.0)
+        .contains(&q)
+        .then(|| (q * 1000.0).round() as u16)
 }
 
 /// The page language of a BCP 47 tag: English, Traditional Chinese (Taiwan, Hong Kong, Macau,
@@ -123,6 +125,15 @@ fn wechat_language(headers: &header::HeaderMap) -> Option<Lang> {
     let ua = headers.get(header::USER_AGENT)?.to_str().ok()?;
     let (_, after) = ua.split_once("Language/")?;
     lang_of_tag(after.split_whitespace().next()?)
+}
+
+/// Whether the browser is WeChat's (its webview, or WeChat for Windows/Mac), where the Official
+/// Account's authorize page works. WeCom (企业微信, `wxwork`) is another product: not WeChat here.
+pub(crate) fn is_wechat(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|ua| ua.to_str().ok())
+        .is_some_and(|ua| ua.contains("MicroMessenger") && !ua.contains("wxwork"))
 }
 
 /// How API requests are told from page requests.
@@ -290,8 +301,14 @@ mod tests {
             Lang::ZhTw
         );
         // Accept-Language first.
-        assert_eq!(lang(&[("user-agent", ua), ("accept-language", "zh-CN")]), Lang::ZhCn);
-        assert_eq!(lang(&[("user-agent", ua), ("accept-language", "de")]), Lang::En);
+        assert_eq!(
+            lang(&[("user-agent", ua), ("accept-language", "zh-CN")]),
+            Lang::ZhCn
+        );
+        assert_eq!(
+            lang(&[("user-agent", ua), ("accept-language", "de")]),
+            Lang::En
+        );
     }
 
     #[test]

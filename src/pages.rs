@@ -457,7 +457,10 @@ mod tests {
             let mut titles = Vec::new();
             for lang in [Lang::ZhCn, Lang::ZhTw, Lang::En] {
                 let text = kind.text(lang);
-                assert!(!text.title.is_empty() && !text.message.is_empty(), "{kind:?}");
+                assert!(
+                    !text.title.is_empty() && !text.message.is_empty(),
+                    "{kind:?}"
+                );
                 let html = Page::new(kind, lang).with_link("/x").default_html();
                 assert!(html.contains(&format!("lang=\"{}\"", html_lang(lang))));
                 assert!(html.contains(&*html_escape::encode_text(text.message)));
@@ -469,7 +472,10 @@ mod tests {
         let html = Page::new(PageKind::StateInvalid, Lang::ZhCn)
             .with_link("/a?\"><script>")
             .default_html();
-        assert!(!html.contains("<script>") && html.contains("重新登录"), "{html}");
+        assert!(
+            !html.contains("<script>") && html.contains("重新登录"),
+            "{html}"
+        );
         assert!(!html.contains("http"), "no external request: {html}");
     }
 }

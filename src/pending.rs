@@ -34,6 +34,10 @@ use crate::{
 pub(crate) const MAX_PENDING: usize = 3;
 const WAITING: &str = "wxs_";
 const USED: &str = "wxu_";
+/// Set when a callback with a lost `state` restarted the sign-in: the next one shows a page.
+const RESTARTED: &str = "wxr";
+/// How long a restart is remembered: long enough for one trip to WeChat and back.
+const RESTART_MEMORY: i64 = 300;
 /// How much of the state names its cookie: enough to tell a browser's few pending sign-ins apart.
 const NAME_CHARS: usize = 12;
 
@@ -156,6 +160,24 @@ impl<'a> PendingCookies<'a> {
             Some(pending) => StateMatch::AlreadyUsed(pending),
             None => StateMatch::Unknown,
         }
+    }
+
+    /// Whether this browser already restarted a sign-in whose `state` it lost, a few minutes ago.
+    pub(crate) fn restarted(&self, req: &ServiceRequest) -> bool {
+        req.cookie(RESTARTED).is_some()
+    }
+
+    /// Remembers in this browser that a lost sign-in was restarted (the cookie only the callback
+    /// receives).
+    pub(crate) fn mark_restarted(&mut self) {
+        let cookie = self
+            .attributes(
+                Cookie::build(RESTARTED, "1"),
+                self.site.callback_cookie_path.clone(),
+            )
+            .max_age(CookieDuration::seconds(RESTART_MEMORY))
+            .finish();
+        self.changes.push(cookie);
     }
 
     /// Puts the changes on the answer.

@@ -155,6 +155,8 @@ pub fn start_app(listener: TcpListener, config: WeChatConfig, shape: Shape) -> S
                             .get(show)
                     )
                     .route("/public", web::get().to(public))
+                    // A handler that needs the user on a route that does not require one.
+                    .route("/whoami", web::get().to(show))
                     .route("/healthz", web::get().to(|| async { "ok" }))
                     .route("/logout", web::get().to(logout))
                     .wrap(wechat.optional())
