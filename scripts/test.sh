@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit, integration (real servers + the WeChat emulator), doctests and
 # the browser test and the Redis scale-out tests. Installs what they need first, from Debian's
-# packages, when it is missing: chromium, chromium-driver and redis-server.
+# packages, when it is missing: chromium, chromium-driver, redis-server and a CJK font.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The screenshots of the crate's Chinese pages need a CJK font.
+fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

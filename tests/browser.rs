@@ -30,7 +30,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use actix_wechat_auth::emulator::{EmulatedUser, Emulator, Endpoint};
+use actix_wechat_auth::emulator::{EmulatedUser, Emulator, Endpoint, Fault};
 
 mod common;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -62,8 +62,125 @@ const SITE_VARS: [&str; 12] = [
 ];
 
 // ---------------------------------------------------------------------------------------------
-// The browser test
+// The browser tests
 // ---------------------------------------------------------------------------------------------
+
+/// The crate's own pages in Chromium, as a WeChat user in China sees them: an SPA's `#hash`
+/// route kept through the sign-in, then the pages of a sign-in that cannot go on. With
+/// `UPDATE_SCREENSHOT=1` three of them are written to `docs/`.
+#[actix_web::test]
+async fn pages_in_chromium() {
+    let (chromium, chromedriver) = browser_paths();
+    let emu = Emulator::builder()
+        .host_name("localhost")
+        .auto_approve(true)
+        .start()
+        .expect("start the WeChat emulator");
+    let app = common::Setup::with_emulator(emu, common::Shape::Routes, |c| {
+        c.keep_hash_route_on("/info")
+    });
+    let driver = ChromeDriver::start(&chromedriver);
+    let browser = driver.connect(&chromium).await;
+    let outcome = AssertUnwindSafe(pages_flow(&browser, &app))
+        .catch_unwind()
+        .await;
+    let _ = browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn pages_flow(browser: &Client, app: &common::Setup) {
+    let shots = Shots::new();
+    let update = std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1");
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+
+    // 1. An SPA's route: an anonymous visit to /info#/orders/12 lands back on it after WeChat.
+    browser
+        .goto(&app.url("/info#/orders/12"))
+        .await
+        .expect("open the hash route");
+    let landed = eventually(browser, "the page after the sign-in", |b| async move {
+        let url = b.current_url().await.ok()?;
+        (url.path() == "/info" && !b.source().await.ok()?.contains("location.hash")).then_some(url)
+    })
+    .await;
+    assert_eq!(landed.fragment(), Some("/orders/12"), "{landed}");
+    let me: Value = serde_json::from_str(
+        &browser
+            .execute("return document.body.innerText;", vec![])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+    .expect("the page's JSON");
+    assert_eq!(me["scope"], "snsapi_userinfo");
+
+    // 2. A lost state after the one restart: the page with its button.
+    browser
+        .goto(&app.url("/wechat/callback?code=x&state=LostInTheWebview&wxr=1"))
+        .await
+        .unwrap();
+    page_shot(browser, &shots, "page-state-lost", "重新登录").await;
+    if update {
+        shots.copy("page-state-lost", &docs.join("page-state-lost.png"));
+    }
+
+    // 3. The snapshot page: a user who only saw WeChat's preview, in a fresh browser session.
+    let snapshot = app
+        .emulator
+        .add_user(EmulatedUser::new("快照用户").snapshot());
+    sign_in_as(browser, app, &snapshot, "/info").await;
+    page_shot(browser, &shots, "page-snapshot", "使用完整服务").await;
+    if update {
+        shots.copy("page-snapshot", &docs.join("page-snapshot.png"));
+    }
+
+    // 4. WeChat busy during the code exchange.
+    app.emulator
+        .inject_fault(Endpoint::AccessToken, Fault::Busy, None);
+    let other = app.emulator.add_user(EmulatedUser::new("另一个用户"));
+    sign_in_as(browser, app, &other, "/base").await;
+    page_shot(browser, &shots, "page-wechat-busy", "微信系统繁忙").await;
+    if update {
+        shots.copy("page-wechat-busy", &docs.join("page-wechat-busy.png"));
+    }
+    app.emulator.clear_faults();
+}
+
+/// Forgets the app's cookies, makes `openid` the emulator's WeChat user, and opens `path`.
+async fn sign_in_as(browser: &Client, app: &common::Setup, openid: &str, path: &str) {
+    browser.goto(&app.url("/healthz")).await.unwrap();
+    browser.delete_all_cookies().await.unwrap();
+    let login = url::Url::parse_with_params(
+        &format!("{}/_emulator/login", app.emulator.open_base()),
+        [("openid", openid), ("next", &app.url(path))],
+    )
+    .unwrap();
+    browser.goto(login.as_str()).await.unwrap();
+}
+
+/// Waits for the crate's page holding `sentence`, checks its language, and takes its picture.
+async fn page_shot(browser: &Client, shots: &Shots, name: &str, sentence: &str) {
+    wait_for(browser, "main.msg h1").await;
+    let (lang, text) = eventually(browser, sentence, |b| async move {
+        let got = b
+            .execute(
+                "return [document.documentElement.lang, document.body.innerText];",
+                vec![],
+            )
+            .await
+            .ok()?;
+        let text = got[1].as_str()?.to_owned();
+        text.contains(sentence)
+            .then(|| (got[0].as_str().unwrap_or_default().to_owned(), text))
+    })
+    .await;
+    assert_eq!(lang, "zh-CN", "{text}");
+    shots.take(browser, name).await;
+}
 
 #[actix_web::test]
 async fn h5_in_chromium() {
@@ -525,8 +642,11 @@ impl ChromeDriver {
                     "--hide-scrollbars",
                     "--window-size=375,667",
                     format!("--user-agent={WECHAT_UA}"),
+                    "--lang=zh-CN",
                     format!("--user-data-dir={}", self.profile.display()),
                 ],
+                // A WeChat user in mainland China: the crate's pages come in Simplified Chinese.
+                "prefs": { "intl.accept_languages": "zh-CN,zh" },
                 "mobileEmulation": {
                     "deviceMetrics": { "width": 375, "height": 667, "pixelRatio": 2.0, "touch": true },
                     "userAgent": WECHAT_UA,
