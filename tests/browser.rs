@@ -106,16 +106,11 @@ async fn pages_flow(browser: &Client, app: &common::Setup) {
     })
     .await;
     assert_eq!(landed.fragment(), Some("/orders/12"), "{landed}");
-    let me: Value = serde_json::from_str(
-        &browser
-            .execute("return document.body.innerText;", vec![])
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
-    .expect("the page's JSON");
+    let body = browser
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .unwrap();
+    let me: Value = serde_json::from_str(body.as_str().unwrap()).expect("the page's JSON");
     assert_eq!(me["scope"], "snsapi_userinfo");
 
     // 2. A lost state after the one restart: the page with its button.
