@@ -63,6 +63,14 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// A request from WeChat's in-app browser, where an anonymous page is sent to WeChat (302).
+fn in_wechat(req: test::TestRequest) -> test::TestRequest {
+    req.insert_header((
+        header::USER_AGENT,
+        "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47",
+    ))
+}
+
 fn id_cookie<B>(res: &ServiceResponse<B>) -> Option<Cookie<'static>> {
     named_cookie(res, |name| name == "id")
 }
@@ -151,8 +159,11 @@ fn request_path(c: &mut Criterion) {
 
     // A real sign-in: the app's redirect, the emulator's authorize page, the app's callback.
     let cookie = rt.block_on(async {
-        let res =
-            test::call_service(&guarded, test::TestRequest::get().uri("/").to_request()).await;
+        let res = test::call_service(
+            &guarded,
+            in_wechat(test::TestRequest::get().uri("/")).to_request(),
+        )
+        .await;
         assert_eq!(res.status(), StatusCode::FOUND);
         let pending =
             named_cookie(&res, |name| name.starts_with("wxs_")).expect("a pending sign-in cookie");
@@ -226,7 +237,7 @@ fn request_path(c: &mut Criterion) {
         &rt,
         "wechat_anonymous",
         &guarded,
-        || test::TestRequest::get().uri("/").to_request(),
+        || in_wechat(test::TestRequest::get().uri("/")).to_request(),
         StatusCode::FOUND,
     );
     drop(emulator);

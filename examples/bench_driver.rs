@@ -172,8 +172,14 @@ fn main() -> ExitCode {
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers: a browser that follows redirects by hand and keeps the app's cookie itself.
 
+/// WeChat's in-app browser: where the Official Account sign-in runs.
+const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) \
+    AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) \
+    NetType/WIFI Language/zh_CN";
+
 fn client() -> Res<Client> {
     Client::builder()
+        .user_agent(WECHAT_UA)
         .redirect(redirect::Policy::none())
         .no_proxy()
         .timeout(Duration::from_secs(30))
@@ -185,6 +191,7 @@ fn client() -> Res<Client> {
 /// counter moves by exactly one per control call.
 fn fresh_connection_client() -> Res<Client> {
     Client::builder()
+        .user_agent(WECHAT_UA)
         .redirect(redirect::Policy::none())
         .no_proxy()
         .pool_max_idle_per_host(0)

@@ -1,5 +1,6 @@
-//! Starting a sign-in: a `state` recorded in a pending sign-in cookie, then a 302 to WeChat's
-//! authorize page for pages, or a 401 JSON carrying that URL for API calls.
+//! Starting a sign-in: a `state` recorded in a pending sign-in cookie, then the way to sign in
+//! that this browser can use (WeChat's authorize page, the QR sign-in, or the open-in-WeChat
+//! page), or for API calls a 401 JSON carrying its URL.
 
 use actix_web::{
     dev::ServiceRequest,
@@ -9,9 +10,10 @@ use actix_web::{
 use url::Url;
 
 use crate::{
-    config::{Settings, Site, WeChatConfig},
+    config::{AppKind, Settings, Site, WeChatConfig},
     error::{Error, ErrorKind},
-    negotiate::{Format, Reply},
+    negotiate::{Browser, Flow, Format, Reply},
+    pages::{self, Page, PageKind},
     pending::PendingCookies,
     return_to,
     tokens::{CsrfState, Scope},
@@ -61,6 +63,8 @@ pub(crate) fn sign_in_link(settings: &Settings, req: &ServiceRequest) -> String 
 
 /// A sign-in to start.
 pub(crate) struct Challenge {
+    /// The scope the route needs (a Website app sign-in is always `snsapi_login`, which
+    /// satisfies every route).
     pub(crate) scope: Scope,
     /// A same-origin path (+query), already checked.
     pub(crate) return_to: String,
@@ -68,30 +72,73 @@ pub(crate) struct Challenge {
     pub(crate) restarts: u8,
     /// Answer a page with the interstitial that carries the `#hash` route along.
     pub(crate) keep_hash: bool,
+    /// How this browser signs in.
+    pub(crate) flow: Flow,
+    pub(crate) browser: Browser,
 }
 
-/// Records a pending sign-in in `pending` and answers with the way to WeChat's authorize page.
-/// (The caller puts `pending`'s cookies on the answer.)
+/// Records the pending sign-in(s) of `challenge` in `pending` and answers with the way to sign
+/// in: a redirect, one of the sign-in pages, or for API calls a 401 JSON with the authorize URL
+/// of each flow the browser can use. (The caller puts `pending`'s cookies on the answer.)
 pub(crate) fn start(
     config: &WeChatConfig,
     pending: &mut PendingCookies<'_>,
     challenge: Challenge,
     reply: &Reply,
+    page_url: impl FnOnce() -> String,
 ) -> HttpResponse {
-    let scope = challenge.scope;
-    let state = pending.challenge(scope, challenge.return_to, challenge.restarts);
-    let authorize_url = config.authorize_url(scope, &state);
-    match reply.format {
-        Format::Html if challenge.keep_hash => {
-            hash_interstitial(config, scope, &state, reply, &authorize_url)
+    let Challenge {
+        scope,
+        return_to,
+        restarts,
+        keep_hash,
+        flow,
+        browser,
+    } = challenge;
+    let website = config.settings.apps.get(AppKind::Website).is_some();
+    // The URL this browser can sign in with, and which app it belongs to.
+    let (app, url) = if flow == Flow::OfficialAccount {
+        let state = pending.challenge(AppKind::OfficialAccount, scope, return_to, restarts);
+        if reply.format == Format::Html && keep_hash {
+            return hash_interstitial(config, scope, &state, reply, browser);
         }
-        Format::Html => HttpResponse::Found()
-            .insert_header((header::LOCATION, authorize_url))
+        (
+            Some(AppKind::OfficialAccount),
+            config.authorize_url_in(scope, &state, browser),
+        )
+    } else if website {
+        let state = pending.challenge(AppKind::Website, Scope::Login, return_to, restarts);
+        let url = config
+            .qrconnect_url(&state)
+            .expect("a Website app is configured");
+        if flow == Flow::QrPage && reply.format == Format::Html {
+            let mut page = Page::new(PageKind::QrSignIn, reply.lang).with_link(url);
+            page.qr_frame = config.qr_frame_url(&state);
+            return pages::show(&page, reply.pages.as_ref());
+        }
+        (Some(AppKind::Website), url)
+    } else {
+        (None, String::new())
+    };
+    match (reply.format, flow) {
+        (Format::Json, _) => {
+            let err = Error::new(ErrorKind::SignInRequired, reply.clone());
+            match app {
+                Some(app) => err.with_flow(app, url.clone()).with_link(url),
+                None => err,
+            }
+            .error_response()
+        }
+        (Format::Html, Flow::OpenInWeChat) => {
+            let mut page = Page::new(PageKind::OpenInWeChat, reply.lang);
+            page.page_url = Some(page_url());
+            page.link = app.map(|_| url);
+            pages::show(&page, reply.pages.as_ref())
+        }
+        (Format::Html, _) => HttpResponse::Found()
+            .insert_header((header::LOCATION, url))
             .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
             .finish(),
-        Format::Json => Error::new(ErrorKind::SignInRequired, reply.clone())
-            .with_link(authorize_url)
-            .error_response(),
     }
 }
 
@@ -103,9 +150,10 @@ fn hash_interstitial(
     scope: Scope,
     state: &CsrfState,
     reply: &Reply,
-    authorize_url: &str,
+    browser: Browser,
 ) -> HttpResponse {
     let site = &config.settings.site;
+    let authorize_url = config.authorize_url_in(scope, state, browser);
     // JSON strings are JavaScript strings; `<` is escaped so that nothing closes the script.
     let js = |s: &str| {
         serde_json::to_string(s)
@@ -129,9 +177,9 @@ fn hash_interstitial(
         base = js(&site.authorize_base),
         rest = js(&format!(
             "&response_type=code&scope={scope}{}",
-            config.authorize_tail(state)
+            config.authorize_tail(state, browser)
         )),
-        link = html_escape::encode_double_quoted_attribute(authorize_url),
+        link = html_escape::encode_double_quoted_attribute(&authorize_url),
         action = html_escape::encode_text(text.action.unwrap_or(text.title)),
     );
     HttpResponse::Ok()

@@ -13,9 +13,10 @@ use serde::Deserialize;
 use crate::{
     authorize::{self, Challenge},
     client::WeChatClient,
+    config::AppKind,
     config::WeChatConfig,
     error::{Error, ErrorKind},
-    negotiate::{is_wechat, Reply},
+    negotiate::{is_wechat, Browser, Flow},
     pending::{PendingCookies, PendingSignIn, StateMatch},
     session::{unix_now, AuthSession, SignedIn},
     tokens::Scope,
@@ -109,7 +110,11 @@ async fn sign_in(
         return Err(page(ErrorKind::BadCallback("malformed code")).with_link(start_again));
     }
 
-    let tokens = match client.exchange_code(&config.settings.app, &code).await {
+    // The app the sign-in was started for: its credentials exchange the code.
+    let Some(app) = config.settings.apps.get(pending.app) else {
+        return Err(page(ErrorKind::InvalidState).with_link(home));
+    };
+    let tokens = match client.exchange_code(app, &code).await {
         Ok(tokens) => tokens,
         Err(ErrorKind::WeChat { code, .. }) if code.means_stale_code() => {
             return stale_code(
@@ -119,7 +124,7 @@ async fn sign_in(
                 pending,
                 code,
                 start_again,
-                &reply,
+                req,
             );
         }
         Err(kind) => return Err(page(kind).with_link(start_again)),
@@ -129,7 +134,7 @@ async fn sign_in(
         return Err(page(ErrorKind::SnapshotUser));
     }
     let granted = Scope::from_granted(&tokens.scope);
-    let profile = if granted == Scope::UserInfo {
+    let profile = if granted.has_profile() {
         let profile = client
             .user_info(&tokens.access_token, &tokens.openid)
             .await
@@ -146,8 +151,8 @@ async fn sign_in(
     };
 
     let user = stronger_grant(
-        store.signed_in(&config.settings.app.appid),
-        SignedIn::new(&config.settings.app.appid, tokens, profile, now),
+        store.signed_in(&config.settings.apps),
+        SignedIn::new(app, tokens, profile, now),
     );
     let granted = user.scope;
     // A new session id after sign-in: a session id planted before it (fixation) is worthless.
@@ -181,7 +186,7 @@ fn lost_state(
     }
     info!("a callback with a state this browser does not hold; signing in afresh, once");
     let scope = config.scope();
-    let state = pending_cookies.challenge(scope, "/".to_owned(), 0);
+    let state = pending_cookies.challenge(AppKind::OfficialAccount, scope, "/".to_owned(), 0);
     pending_cookies.mark_restarted();
     Some(
         HttpResponse::Found()
@@ -218,27 +223,41 @@ fn stale_code(
     pending: PendingSignIn,
     code: ErrCode,
     start_again: String,
-    reply: &Reply,
+    req: &ServiceRequest,
 ) -> Result<HttpResponse, Error> {
+    let reply = &config.settings.reply(req).as_page();
     if signed_in_for(config, store, pending.scope) {
         return Ok(back_to(config, &pending.return_to, None));
     }
     if pending.restarts == 0 {
         info!("WeChat rejected a stale code ({code}); authorizing once more");
+        // The same app's flow again: its authorize page, or its full-page QR sign-in.
+        let flow = match pending.app {
+            AppKind::Website => Flow::QrRedirect,
+            _ => Flow::OfficialAccount,
+        };
         let challenge = Challenge {
             scope: pending.scope,
             return_to: pending.return_to,
             restarts: pending.restarts + 1,
             keep_hash: false,
+            flow,
+            browser: Browser::of(req.headers()),
         };
-        return Ok(authorize::start(config, pending_cookies, challenge, reply));
+        return Ok(authorize::start(
+            config,
+            pending_cookies,
+            challenge,
+            reply,
+            String::new,
+        ));
     }
     Err(Error::new(ErrorKind::CodeRejected(code), reply.clone()).with_link(start_again))
 }
 
 fn signed_in_for(config: &WeChatConfig, store: &AuthSession<'_>, scope: Scope) -> bool {
     store
-        .signed_in(&config.settings.app.appid)
+        .signed_in(&config.settings.apps)
         .is_some_and(|user| user.scope.satisfies(scope))
 }
 

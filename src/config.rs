@@ -8,7 +8,7 @@ use rustls::pki_types::CertificateDer;
 use url::Url;
 
 use crate::{
-    negotiate::{visitor_lang, Reply, RequestFilter},
+    negotiate::{visitor_lang, Browser, Flow, FlowPolicy, Reply, RequestFilter},
     pages::{Page, PageRenderer},
     tokens::{AppSecret, CsrfState, Scope},
 };
@@ -129,8 +129,8 @@ pub struct WeChatConfig {
 
 /// Everything a configuration says, grouped by who uses it: each module takes its group.
 pub(crate) struct Settings {
-    /// The WeChat app signing users in, and its credentials.
-    pub(crate) app: App,
+    /// The WeChat apps signing users in, and their credentials.
+    pub(crate) apps: Apps,
     /// The sns API client (`client.rs`, `fleet.rs`).
     pub(crate) client: ClientSettings,
     /// Token upkeep (`upkeep.rs`).
@@ -154,6 +154,25 @@ pub(crate) struct PageSettings {
 }
 
 impl Settings {
+    /// How the browser of `req` signs in: the app's policy or the crate's choice, never a Website
+    /// app flow without a Website app.
+    pub(crate) fn flow(&self, req: &ServiceRequest) -> Flow {
+        let browser = Browser::of(req.headers());
+        let website = self.apps.get(AppKind::Website).is_some();
+        let flow = match &self.sign_in.flow_policy {
+            Some(policy) => policy(browser, req),
+            None if self.sign_in.qr_full_page && browser == Browser::Desktop && website => {
+                Flow::QrRedirect
+            }
+            None => Flow::default_for(browser, website),
+        };
+        if flow.website() && !website {
+            Flow::OpenInWeChat
+        } else {
+            flow
+        }
+    }
+
     /// How to answer `req` when the middleware answers it itself.
     pub(crate) fn reply(&self, req: &ServiceRequest) -> Reply {
         Reply {
@@ -167,10 +186,92 @@ impl Settings {
     }
 }
 
-/// A WeChat app: the appid and its appsecret.
+/// Which kind of WeChat app a sign-in came from.
+///
+/// ```
+/// use actix_wechat_auth::AppKind;
+/// assert_eq!(AppKind::Website.as_str(), "website");
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[non_exhaustive]
+pub enum AppKind {
+    /// An Official Account (公众号): web sign-in inside WeChat (`snsapi_base`, `snsapi_userinfo`).
+    #[default]
+    #[serde(rename = "oa")]
+    OfficialAccount,
+    /// A Website app (网站应用) of the Open Platform: QR sign-in outside WeChat (`snsapi_login`).
+    #[serde(rename = "web")]
+    Website,
+}
+
+impl AppKind {
+    /// A stable name: `official_account` or `website` (the keys of the 401 JSON's `flows`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppKind::OfficialAccount => "official_account",
+            AppKind::Website => "website",
+        }
+    }
+}
+
+/// A WeChat app: its kind, the appid and its appsecret.
 pub(crate) struct App {
+    pub(crate) kind: AppKind,
     pub(crate) appid: String,
     pub(crate) secret: AppSecret,
+}
+
+impl App {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let appid = &self.appid;
+        if appid.is_empty() || !appid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConfigError::InvalidAppId);
+        }
+        if self.secret.secret().is_empty() {
+            return Err(ConfigError::EmptySecret);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl App {
+    /// An Official Account for unit tests.
+    pub(crate) fn official_for_tests(appid: &str) -> Self {
+        Self {
+            kind: AppKind::OfficialAccount,
+            appid: appid.to_owned(),
+            secret: AppSecret::new("s"),
+        }
+    }
+}
+
+/// The configured apps: the Official Account, and the others by kind. A further kind of app is
+/// one more entry, not another code path.
+pub(crate) struct Apps(Vec<App>);
+
+impl Apps {
+    #[cfg(test)]
+    pub(crate) fn of(apps: Vec<App>) -> Self {
+        Self(apps)
+    }
+
+    /// The Official Account, always configured.
+    pub(crate) fn official(&self) -> &App {
+        &self.0[0]
+    }
+
+    /// The app of `kind`, if configured.
+    pub(crate) fn get(&self, kind: AppKind) -> Option<&App> {
+        self.0.iter().find(|a| a.kind == kind)
+    }
+
+    /// The configured app a sign-in of `appid` belongs to.
+    pub(crate) fn by_appid(&self, appid: &str) -> Option<&App> {
+        self.0.iter().find(|a| a.appid == appid)
+    }
 }
 
 /// How the sns API is called. Defaults: WeChat's host, 5 s per call, 3 attempts, 100 ms first
@@ -239,6 +340,12 @@ pub(crate) struct SignInSettings {
     pub(crate) connect_redirect: bool,
     /// Pages whose `#hash` route survives the sign-in (an SPA's entry pages).
     pub(crate) hash_route_paths: Vec<String>,
+    /// The app's choice of flow per browser.
+    pub(crate) flow_policy: Option<FlowPolicy>,
+    /// Desktop browsers go to the full-page QR sign-in instead of our QR page.
+    pub(crate) qr_full_page: bool,
+    /// Whether WeChat for Windows/Mac gets `connect_redirect=1` too.
+    pub(crate) connect_redirect_on_desktop: bool,
 }
 
 impl Default for SignInSettings {
@@ -250,6 +357,9 @@ impl Default for SignInSettings {
             state_ttl: Duration::from_secs(600),
             connect_redirect: true,
             hash_route_paths: Vec::new(),
+            flow_policy: None,
+            qr_full_page: false,
+            connect_redirect_on_desktop: false,
         }
     }
 }
@@ -275,16 +385,22 @@ pub(crate) struct Site {
     pub(crate) cookie_key: Key,
     /// Whether our cookies are `Secure` (`public_url` is https).
     pub(crate) secure_cookies: bool,
+    /// `open_base` without a trailing slash.
+    pub(crate) open_base: String,
+    /// With a Website app: `{open_base}/connect/qrconnect?appid=..&redirect_uri=..
+    /// &response_type=code&scope=snsapi_login&state=`.
+    pub(crate) qrconnect_prefix: Option<String>,
 }
 
 impl WeChatConfig {
     /// Starts a configuration for the Official Account `appid` with its appsecret.
     pub fn builder(appid: impl Into<String>, secret: impl Into<AppSecret>) -> WeChatConfigBuilder {
         WeChatConfigBuilder {
-            app: App {
+            apps: vec![App {
+                kind: AppKind::OfficialAccount,
                 appid: appid.into(),
                 secret: secret.into(),
-            },
+            }],
             public_url: None,
             open_base: "https://open.weixin.qq.com".to_owned(),
             allow_insecure_http: false,
@@ -299,7 +415,7 @@ impl WeChatConfig {
 
     /// The Official Account's appid.
     pub fn appid(&self) -> &str {
-        &self.settings.app.appid
+        &self.settings.apps.official().appid
     }
 
     /// The scope required by a [`WeChatAuth`](crate::WeChatAuth) made with
@@ -338,11 +454,22 @@ impl WeChatConfig {
     /// # Ok::<(), actix_wechat_auth::ConfigError>(())
     /// ```
     pub fn authorize_url(&self, scope: Scope, state: &CsrfState) -> String {
+        self.authorize_url_in(scope, state, Browser::WeChat)
+    }
+
+    /// The authorize URL as `browser` gets it: WeChat for Windows/Mac without `connect_redirect=1`
+    /// unless configured.
+    pub(crate) fn authorize_url_in(
+        &self,
+        scope: Scope,
+        state: &CsrfState,
+        browser: Browser,
+    ) -> String {
         let prefix = &self.settings.site.authorize_prefix;
         let mut url = String::with_capacity(prefix.len() + 96);
         url.push_str(prefix);
         url.push_str(scope.as_str());
-        url.push_str(&self.authorize_tail(state));
+        url.push_str(&self.authorize_tail(state, browser));
         url
     }
 
@@ -359,21 +486,70 @@ impl WeChatConfig {
             "{}{}&response_type=code&scope={scope}{}",
             site.authorize_base,
             utf8_percent_encode(&redirect_uri, URI_COMPONENT),
-            self.authorize_tail(state)
+            self.authorize_tail(state, Browser::WeChat)
         )
     }
 
-    /// What follows the scope: `&state=…`, `&connect_redirect=1` when on, `#wechat_redirect`.
-    pub(crate) fn authorize_tail(&self, state: &CsrfState) -> String {
-        let connect_redirect = if self.settings.sign_in.connect_redirect {
-            "&connect_redirect=1"
-        } else {
-            ""
-        };
+    /// What follows the scope: `&state=…`, `&connect_redirect=1` when on for `browser`,
+    /// `#wechat_redirect`.
+    pub(crate) fn authorize_tail(&self, state: &CsrfState, browser: Browser) -> String {
+        let sign_in = &self.settings.sign_in;
+        let on = sign_in.connect_redirect
+            && (browser != Browser::WeChatDesktop || sign_in.connect_redirect_on_desktop);
+        let connect_redirect = if on { "&connect_redirect=1" } else { "" };
         format!(
             "&state={}{connect_redirect}#wechat_redirect",
             state.as_str()
         )
+    }
+
+    /// The Website app's full-page QR sign-in URL for `state`, parameters in WeChat's order
+    /// (`None` without a Website app).
+    ///
+    /// ```
+    /// use actix_wechat_auth::{CsrfState, WeChatConfig};
+    /// let config = WeChatConfig::builder("wx1234", "s")
+    ///     .website_app("wxweb5678", "web-secret")
+    ///     .public_url("https://h5.example.com")
+    ///     .build()?;
+    /// let state = CsrfState::random();
+    /// assert_eq!(
+    ///     config.qrconnect_url(&state).unwrap(),
+    ///     format!(
+    ///         "https://open.weixin.qq.com/connect/qrconnect?appid=wxweb5678\
+    ///          &redirect_uri=https%3A%2F%2Fh5.example.com%2Fwechat%2Fcallback\
+    ///          &response_type=code&scope=snsapi_login&state={}#wechat_redirect",
+    ///         state.as_str()
+    ///     )
+    /// );
+    /// # Ok::<(), actix_wechat_auth::ConfigError>(())
+    /// ```
+    pub fn qrconnect_url(&self, state: &CsrfState) -> Option<String> {
+        let prefix = self.settings.site.qrconnect_prefix.as_deref()?;
+        Some(format!("{prefix}{}#wechat_redirect", state.as_str()))
+    }
+
+    /// The `src` of WeChat's embedded QR frame (what wxLogin.js builds) for `state`: the top
+    /// window moves to the callback.
+    pub(crate) fn qr_frame_url(&self, state: &CsrfState) -> Option<String> {
+        let web = self.settings.apps.get(AppKind::Website)?;
+        let site = &self.settings.site;
+        Some(format!(
+            "{}/connect/qrconnect?appid={}&scope=snsapi_login&redirect_uri={}&state={}\
+             &login_type=jssdk&self_redirect=default&styletype=&sizetype=&bgcolor=&rst=",
+            site.open_base,
+            web.appid,
+            utf8_percent_encode(&site.redirect_uri, URI_COMPONENT),
+            state.as_str()
+        ))
+    }
+
+    /// The Website app's appid, when one is configured.
+    pub fn website_appid(&self) -> Option<&str> {
+        self.settings
+            .apps
+            .get(AppKind::Website)
+            .map(|a| a.appid.as_str())
     }
 
     /// Identifies this configuration (every instance and clone made from it shares it).
@@ -386,8 +562,12 @@ impl fmt::Debug for WeChatConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.settings;
         f.debug_struct("WeChatConfig")
-            .field("appid", &s.app.appid)
-            .field("secret", &s.app.secret)
+            .field("appid", &s.apps.official().appid)
+            .field("secret", &s.apps.official().secret)
+            .field(
+                "website_app",
+                &s.apps.get(AppKind::Website).map(|a| &a.appid),
+            )
             .field("scope", &s.sign_in.scope)
             .field("redirect_uri", &s.site.redirect_uri)
             .field("api_base", &s.client.api_base)
@@ -410,7 +590,7 @@ impl fmt::Debug for WeChatConfig {
 /// ```
 #[must_use]
 pub struct WeChatConfigBuilder {
-    app: App,
+    apps: Vec<App>,
     public_url: Option<String>,
     open_base: String,
     allow_insecure_http: bool,
@@ -426,6 +606,21 @@ impl WeChatConfigBuilder {
     /// The scope [`WeChatAuth::new`](crate::WeChatAuth::new) requires (default `snsapi_base`).
     pub fn scope(mut self, scope: Scope) -> Self {
         self.sign_in.scope = scope;
+        self
+    }
+
+    /// Adds a Website app (网站应用, registered on the Open Platform, open.weixin.qq.com) with its
+    /// own appid and appsecret (default: none). Browsers outside WeChat then sign in by scanning a
+    /// QR code with WeChat (`snsapi_login`) instead of being told to open the page in WeChat. Its
+    /// authorized callback domain must be `public_url`'s host. When both apps are bound to one
+    /// Open Platform account, a person has one unionid across them.
+    pub fn website_app(mut self, appid: impl Into<String>, secret: impl Into<AppSecret>) -> Self {
+        self.apps.retain(|a| a.kind != AppKind::Website);
+        self.apps.push(App {
+            kind: AppKind::Website,
+            appid: appid.into(),
+            secret: secret.into(),
+        });
         self
     }
 
@@ -628,8 +823,50 @@ impl WeChatConfigBuilder {
         self
     }
 
+    /// Chooses the sign-in flow per browser (default: [`Flow::default_for`]: WeChat's browsers
+    /// the Official Account, desktop browsers the QR page with a Website app, every other browser
+    /// the open-in-WeChat page). A Website app flow chosen without a Website app becomes the
+    /// open-in-WeChat page.
+    ///
+    /// ```
+    /// use actix_wechat_auth::{Browser, Flow, WeChatConfig};
+    /// let config = WeChatConfig::builder("wx1234", "secret")
+    ///     .website_app("wxweb5678", "web-secret")
+    ///     .public_url("https://h5.example.com")
+    ///     // Phones outside WeChat scan too, on a second screen, instead of being told to open WeChat.
+    ///     .flow_policy(|browser, _req| match browser {
+    ///         Browser::Phone => Flow::QrRedirect,
+    ///         other => Flow::default_for(other, true),
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), actix_wechat_auth::ConfigError>(())
+    /// ```
+    pub fn flow_policy(
+        mut self,
+        policy: impl Fn(Browser, &ServiceRequest) -> Flow + Send + Sync + 'static,
+    ) -> Self {
+        self.sign_in.flow_policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// Sends desktop browsers to WeChat's full-page QR sign-in instead of the crate's page that
+    /// embeds it (default false).
+    pub fn website_qr_full_page(mut self, full_page: bool) -> Self {
+        self.sign_in.qr_full_page = full_page;
+        self
+    }
+
+    /// Whether WeChat for Windows/Mac also gets `connect_redirect=1` (default false: a report,
+    /// WxJava#2376, says it breaks the flow there, and the double callback it prevents is an
+    /// Android problem).
+    pub fn connect_redirect_on_desktop_wechat(mut self, enabled: bool) -> Self {
+        self.sign_in.connect_redirect_on_desktop = enabled;
+        self
+    }
+
     /// Whether to add the undocumented `connect_redirect=1` that stops some Android clients from
-    /// calling the callback twice (default true).
+    /// calling the callback twice (default true; see also
+    /// [`connect_redirect_on_desktop_wechat`](Self::connect_redirect_on_desktop_wechat)).
     pub fn connect_redirect(mut self, enabled: bool) -> Self {
         self.sign_in.connect_redirect = enabled;
         self
@@ -685,12 +922,8 @@ impl WeChatConfigBuilder {
 
     /// Validates the settings and works out what follows from them.
     pub fn build(mut self) -> Result<WeChatConfig, ConfigError> {
-        let appid = &self.app.appid;
-        if appid.is_empty() || !appid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(ConfigError::InvalidAppId);
-        }
-        if self.app.secret.secret().is_empty() {
-            return Err(ConfigError::EmptySecret);
+        for app in &self.apps {
+            app.validate()?;
         }
         if !is_route_path(&self.sign_in.callback_path) {
             return Err(ConfigError::InvalidCallbackPath);
@@ -749,13 +982,13 @@ impl WeChatConfigBuilder {
         let site = Site::of(
             &public,
             &open_base,
-            &self.app,
+            &self.apps,
             &self.sign_in,
             self.cookie_key.take(),
         );
         Ok(WeChatConfig {
             settings: Arc::new(Settings {
-                app: self.app,
+                apps: Apps(self.apps),
                 client: self.client,
                 upkeep: self.upkeep,
                 sign_in: self.sign_in,
@@ -771,10 +1004,11 @@ impl Site {
     fn of(
         public: &Url,
         open_base: &Url,
-        app: &App,
+        apps: &[App],
         sign_in: &SignInSettings,
         cookie_key: Option<Key>,
     ) -> Self {
+        let app = &apps[0];
         let public_origin = public.origin().ascii_serialization();
         let mount_path = public.path().trim_end_matches('/').to_owned();
         let redirect_uri = format!("{public_origin}{mount_path}{}", sign_in.callback_path);
@@ -787,7 +1021,18 @@ impl Site {
             "{authorize_base}{}&response_type=code&scope=",
             utf8_percent_encode(&redirect_uri, URI_COMPONENT),
         );
+        let open = open_base.as_str().trim_end_matches('/').to_owned();
+        let qrconnect_prefix = apps.iter().find(|a| a.kind == AppKind::Website).map(|web| {
+            format!(
+                "{open}/connect/qrconnect?appid={}&redirect_uri={}&response_type=code\
+                 &scope=snsapi_login&state=",
+                web.appid,
+                utf8_percent_encode(&redirect_uri, URI_COMPONENT),
+            )
+        });
         Self {
+            open_base: open,
+            qrconnect_prefix,
             secure_cookies: public.scheme() == "https",
             callback_cookie_path: format!("{mount_path}{}", sign_in.callback_path),
             cookie_key: cookie_key

@@ -10,9 +10,9 @@ use actix_web::{
 use serde::Serialize;
 
 use crate::{
-    config::Lang,
+    config::{AppKind, Lang},
     negotiate::{Format, Reply},
-    pages::{Page, PageKind},
+    pages::{self, Page, PageKind},
     wire::ErrCode,
 };
 
@@ -165,6 +165,8 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     reply: Reply,
+    /// For a 401 JSON: the authorize URL of each flow this browser can use.
+    flows: Vec<(AppKind, String)>,
     /// The WeChat authorize URL (401 JSON) or the page to start again from (HTML link).
     link: Option<String>,
 }
@@ -174,8 +176,14 @@ impl Error {
         Self {
             kind,
             reply,
+            flows: Vec::new(),
             link: None,
         }
+    }
+
+    pub(crate) fn with_flow(mut self, app: AppKind, url: String) -> Self {
+        self.flows.push((app, url));
+        self
     }
 
     pub(crate) fn with_link(mut self, link: impl Into<String>) -> Self {
@@ -221,6 +229,9 @@ struct JsonError<'a> {
     errcode: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorize_url: Option<&'a str>,
+    /// The authorize URL of each flow this browser can use, by app kind.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    flows: std::collections::BTreeMap<&'static str, &'a str>,
 }
 
 impl Error {
@@ -254,26 +265,26 @@ impl ResponseError for Error {
                 message: self.kind.page_kind().text(self.reply.lang).message,
                 errcode: self.errcode(),
                 authorize_url: self.link.as_deref(),
+                flows: self
+                    .flows
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
             }),
-            Format::Html => {
-                let page = self.page();
-                match &self.reply.pages {
-                    Some(render) => (render.0)(&page),
-                    None => page.default_response(),
-                }
-            }
+            Format::Html => pages::show(&self.page(), self.reply.pages.as_ref()),
         };
-        // Whatever renders the page: nothing personal is cached, and the URL (a callback's code)
-        // stays out of the `Referer` of what loads next.
         let headers = res.headers_mut();
-        headers.insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
-        headers.insert(
-            header::REFERRER_POLICY,
-            header::HeaderValue::from_static("no-referrer"),
-        );
+        if self.reply.format == Format::Json {
+            // Nothing personal is cached, and no `Referer` of the URL (a callback's code).
+            headers.insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            headers.insert(
+                header::REFERRER_POLICY,
+                header::HeaderValue::from_static("no-referrer"),
+            );
+        }
         if self.kind == ErrorKind::Throttled {
             // The per-openid budgets start over with the next minute.
             let retry_after = 60 - crate::session::unix_now() % 60;

@@ -57,7 +57,10 @@ pub(crate) struct Fleet {
     lock_ttl: Duration,
     /// How long a waiter waits for another instance's outcome.
     wait_cap: Duration,
-    cipher: Aes256Gcm,
+    /// The AES-256-GCM key of published outcomes. The cipher is made when used (rarely): its
+    /// typenum-heavy type inside the middleware would make every wrapping service's future too
+    /// deep for the compiler's layout limit.
+    key: [u8; 32],
 }
 
 /// What one kind of shared call is called in Redis, and how long its outcome is kept.
@@ -69,7 +72,7 @@ struct Kind {
 
 impl Fleet {
     pub(crate) fn new(pool: Pool, config: &WeChatConfig) -> Self {
-        let (client, app) = (&config.settings.client, &config.settings.app);
+        let (client, app) = (&config.settings.client, config.settings.apps.official());
         let backoff: Duration = (0..client.max_attempts)
             .map(|n| client.retry_backoff.saturating_mul(1 << n.min(16)))
             .sum();
@@ -80,7 +83,7 @@ impl Fleet {
             prefix: format!("wechat-auth:{}:", app.appid),
             lock_ttl: lock_ttl + Duration::from_secs(1),
             wait_cap: client.request_timeout,
-            cipher: Aes256Gcm::new(&key.into()),
+            key,
         }
     }
 
@@ -220,8 +223,7 @@ impl Fleet {
     /// key does not open.
     fn seal(&self, key: &str, json: &[u8]) -> Result<Vec<u8>, String> {
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let sealed = self
-            .cipher
+        let sealed = Aes256Gcm::new(&self.key.into())
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
@@ -235,7 +237,7 @@ impl Fleet {
 
     fn open(&self, key: &str, sealed: &[u8]) -> Option<Vec<u8>> {
         let (nonce, ciphertext) = sealed.split_at_checked(NONCE_LEN)?;
-        self.cipher
+        Aes256Gcm::new(&self.key.into())
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {

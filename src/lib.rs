@@ -88,10 +88,11 @@ mod wire;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 
-pub use config::{ConfigError, Lang, WeChatConfig, WeChatConfigBuilder};
+pub use config::{AppKind, ConfigError, Lang, WeChatConfig, WeChatConfigBuilder};
 pub use error::{Error, ErrorKind};
 pub use extractor::WeChatUser;
 pub use middleware::{WeChatAuth, WeChatAuthMiddleware};
+pub use negotiate::{Browser, Flow};
 pub use pages::{Page, PageKind, PageText};
 pub use return_to::same_origin_path;
 pub use session::sign_out;

@@ -23,6 +23,7 @@ use crate::{
     config::WeChatConfig,
     error::{Error, ErrorKind},
     extractor::{AuthContext, WeChatUser},
+    negotiate::Browser,
     pending::PendingCookies,
     session::{unix_now, AuthSession, Lookup, ParsedSignIns, SignedIn},
     tokens::Scope,
@@ -241,6 +242,20 @@ enum Route {
     Guarded,
 }
 
+/// The signed-in user: known at once, or after the upstream work of [`Due`].
+enum Found<'a> {
+    Now(Result<Option<Rc<SignedIn>>, ErrorKind>),
+    Later(LocalBoxFuture<'a, Result<Option<Rc<SignedIn>>, ErrorKind>>),
+}
+
+/// The upstream work a sign-in needs on this request.
+enum Due {
+    /// A `/sns/auth` check (then a refresh if WeChat says the token is invalid).
+    Check,
+    /// A refresh; `still_usable` when the current token works until it is done (early).
+    Refresh { still_usable: bool },
+}
+
 /// What the route needs, once the user is known.
 enum Access {
     /// Serve it (the extractor finds the user, if any, in the request).
@@ -275,7 +290,13 @@ where
                     return Ok(worker.answer_error(req, kind));
                 }
                 Route::Callback => {
-                    let res = callback::handle(&worker.shared.config, &worker.client, &req).await;
+                    // Boxed for the same reason as the token upkeep: a deep future, rarely run.
+                    let callback: LocalBoxFuture<'_, _> = Box::pin(callback::handle(
+                        &worker.shared.config,
+                        &worker.client,
+                        &req,
+                    ));
+                    let res = callback.await;
                     return Ok(respond(req, res));
                 }
                 Route::SignIn => {
@@ -284,7 +305,21 @@ where
                 }
                 Route::Guarded => {}
             }
-            let outcome = worker.resolve(&req).await;
+            // The user, found once however many instances of this configuration wrap the route.
+            // (`call` awaits boxed futures only: nested ones would make the future of every
+            // service wrapping an app too deep for the compiler's layout limit.)
+            let outcome = match worker.resolved_by_outer_instance(&req) {
+                Some(outcome) => outcome,
+                None => {
+                    let found = match worker.current_user(&req) {
+                        Found::Now(found) => found,
+                        Found::Later(upkeep) => upkeep.await,
+                    };
+                    let outcome = found.map(|user| user.map(WeChatUser::new));
+                    worker.leave_for_extractor(&req, &outcome);
+                    outcome
+                }
+            };
             match worker.access(outcome) {
                 Access::Serve => forward(&service, req).await,
                 Access::Fail(kind) => Ok(worker.answer_error(req, kind)),
@@ -318,15 +353,15 @@ impl Worker {
         }
     }
 
-    /// The user of this request, found once however many instances of this configuration wrap
-    /// the route, and left in the request for the extractor.
-    async fn resolve(&self, req: &ServiceRequest) -> Result<Option<WeChatUser>, ErrorKind> {
-        if let Some(outcome) = self.resolved_by_outer_instance(req) {
-            return outcome;
-        }
-        let outcome = self.current_user(req).await.map(|u| u.map(WeChatUser::new));
-        // How to answer the extractor's errors, worked out only when there is no user to hand over.
+    /// Leaves what was found about this request's user for the extractor (and for inner
+    /// instances of the same configuration, which then do not look again).
+    fn leave_for_extractor(
+        &self,
+        req: &ServiceRequest,
+        outcome: &Result<Option<WeChatUser>, ErrorKind>,
+    ) {
         let settings = &self.shared.config.settings;
+        // How to answer the extractor's errors, worked out only when there is no user to hand over.
         let anonymous = !matches!(outcome, Ok(Some(_)));
         req.extensions_mut().insert(AuthContext {
             config_id: self.shared.config.config_id(),
@@ -334,7 +369,6 @@ impl Worker {
             reply: anonymous.then(|| settings.reply(req)),
             sign_in: anonymous.then(|| authorize::sign_in_link(settings, req)),
         });
-        outcome
     }
 
     /// What this instance's requirement makes of the outcome: a pure decision.
@@ -353,8 +387,9 @@ impl Worker {
         }
     }
 
-    /// Starts a sign-in for `scope` that comes back to `return_to`: a 302 (or the hash
-    /// interstitial) for pages, a 401 JSON with the authorize URL for API calls.
+    /// Starts a sign-in for `scope` that comes back to `return_to`, in the flow this browser
+    /// can use: a redirect or a sign-in page for pages, a 401 JSON with the authorize URLs for API
+    /// calls.
     fn challenge<B>(
         &self,
         req: ServiceRequest,
@@ -374,8 +409,24 @@ impl Worker {
             return_to,
             restarts: 0,
             keep_hash,
+            flow: settings.flow(&req),
+            browser: Browser::of(req.headers()),
         };
-        let mut res = authorize::start(&self.shared.config, &mut pending, challenge, &reply);
+        // The open-in-WeChat page's URL: the page asked for, on the public origin.
+        let page_url = || {
+            let target = crate::return_to::for_request(req.path(), req.query_string());
+            format!(
+                "{}{}{target}",
+                settings.site.public_origin, settings.site.mount_path
+            )
+        };
+        let mut res = authorize::start(
+            &self.shared.config,
+            &mut pending,
+            challenge,
+            &reply,
+            page_url,
+        );
         pending.apply(&mut res);
         respond(req, res)
     }
@@ -406,55 +457,79 @@ impl Worker {
         (context.config_id == self.shared.config.config_id()).then(|| context.outcome.clone())
     }
 
-    /// The signed-in user, after whatever upkeep the token needs: nothing, a `/sns/auth` check,
-    /// or a refresh. `Ok(None)` when anonymous or when the sign-in ran out.
-    async fn current_user(&self, req: &ServiceRequest) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
+    /// The signed-in user, after whatever upkeep the token needs: nothing (found now), or a
+    /// `/sns/auth` check or a refresh (found later). `Ok(None)` when anonymous or when the
+    /// sign-in ran out.
+    fn current_user(&self, req: &ServiceRequest) -> Found<'_> {
         let session = req.get_session();
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
         let now = unix_now();
-        let (mut user, stored) = match self.parsed.lookup(&session) {
-            Lookup::Absent => return Ok(None),
+        let (user, stored) = match self.parsed.lookup(&session) {
+            Lookup::Absent => return Found::Now(Ok(None)),
             Lookup::Known(user) if decide(&user, now, &settings.upkeep) == Upkeep::Fresh => {
-                return Ok(Some(user))
+                return Found::Now(Ok(Some(user)))
             }
             Lookup::Known(user) => ((*user).clone(), None),
-            Lookup::Unknown(stored) => match store.signed_in(&settings.app.appid) {
+            Lookup::Unknown(stored) => match store.signed_in(&settings.apps) {
                 Some(user) => (user, Some(stored)),
-                None => return Ok(None),
+                None => return Found::Now(Ok(None)),
             },
         };
-        let upstream = &self.shared.upstream;
-        let calls = Calls {
-            client: &self.client,
-            app: &settings.app,
-            settings: &settings.upkeep,
-        };
-        let upkeep = upstream.plan(&user, now, &settings.upkeep);
+        let upkeep = self.shared.upstream.plan(&user, now, &settings.upkeep);
         // Openids are personal data: named at debug level only.
         debug!("token upkeep for {}: {upkeep:?}", user.openid);
-        let still_usable = match upkeep {
+        let due = match upkeep {
             Upkeep::Over => {
                 info!("a sign-in is over (its age, or its refresh token was refused); signing out");
                 store.sign_out();
-                return Ok(None);
+                return Found::Now(Ok(None));
             }
             Upkeep::Fresh => {
                 let user = Rc::new(user);
                 if let Some(stored) = stored {
                     self.parsed.remember(stored, Rc::clone(&user));
                 }
-                return Ok(Some(user));
+                return Found::Now(Ok(Some(user)));
             }
-            Upkeep::CheckDue => match upstream.check(&calls, &user, now).await {
+            Upkeep::CheckDue => Due::Check,
+            Upkeep::RefreshEarly => Due::Refresh { still_usable: true },
+            Upkeep::RefreshNow => Due::Refresh {
+                still_usable: false,
+            },
+        };
+        Found::Later(Box::pin(self.keep_fresh(session, user, due, now)))
+    }
+
+    /// Carries out a due check or refresh, then stores what it changed.
+    async fn keep_fresh(
+        &self,
+        session: actix_session::Session,
+        mut user: SignedIn,
+        due: Due,
+        now: u64,
+    ) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
+        let store = AuthSession(&session);
+        let settings = &self.shared.config.settings;
+        let upstream = &self.shared.upstream;
+        let Some(app) = settings.apps.by_appid(&user.appid) else {
+            // `signed_in` only yields sign-ins of configured apps.
+            return Ok(None);
+        };
+        let calls = Calls {
+            client: &self.client,
+            app,
+            settings: &settings.upkeep,
+        };
+        let still_usable = match due {
+            Due::Check => match upstream.check(&calls, &user, now).await {
                 AfterCheck::Valid | AfterCheck::Unknown => {
                     user.checked_at = now;
                     None
                 }
                 AfterCheck::Invalid => Some(false),
             },
-            Upkeep::RefreshEarly => Some(true),
-            Upkeep::RefreshNow => Some(false),
+            Due::Refresh { still_usable } => Some(still_usable),
         };
         if let Some(still_usable) = still_usable {
             match upstream.refresh(&calls, &user, still_usable, now).await {
@@ -505,20 +580,21 @@ impl Worker {
     }
 }
 
+/// The app's answer, its body made ours.
+type Forwarded<F, B> =
+    futures_util::future::MapOk<F, fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>>>;
+
 /// Calls the app. (Handler errors reach us as responses: actix's routing converts them. Only an
 /// inner middleware's `Err` passes through, and with it actix-session drops this request's writes;
-/// the request after it then refreshes again.)
-async fn forward<S, B>(
-    service: &Rc<S>,
-    req: ServiceRequest,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
+/// the request after it then refreshes again.) Not an `async fn`: its future would nest in ours.
+fn forward<S, B>(service: &Rc<S>, req: ServiceRequest) -> Forwarded<S::Future, B>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
+    use futures_util::TryFutureExt as _;
     service
         .call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
+        .map_ok(ServiceResponse::map_into_left_body as fn(_) -> _)
 }
 
 /// An early answer. Returned as `Ok`: actix-session drops the session writes (the pending `state`)

@@ -127,13 +127,111 @@ fn wechat_language(headers: &header::HeaderMap) -> Option<Lang> {
     lang_of_tag(after.split_whitespace().next()?)
 }
 
-/// Whether the browser is WeChat's (its webview, or WeChat for Windows/Mac), where the Official
-/// Account's authorize page works. WeCom (企业微信, `wxwork`) is another product: not WeChat here.
+/// What kind of browser asks, from its User-Agent: what decides the sign-in flow.
+///
+/// ```
+/// use actix_wechat_auth::Browser;
+/// let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.47";
+/// assert_eq!(Browser::from_user_agent(ua), Browser::WeChat);
+/// assert_eq!(Browser::from_user_agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120"), Browser::Desktop);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Browser {
+    /// WeChat's webview on a phone (`MicroMessenger`).
+    WeChat,
+    /// WeChat for Windows or Mac (`MicroMessenger` with `WindowsWechat` / `MacWechat`): the
+    /// Official Account flow works there too.
+    WeChatDesktop,
+    /// Another browser on a phone or tablet: Safari, Chrome, WeCom (`wxwork`, not supported yet).
+    Phone,
+    /// Another browser on a computer (and any client without a User-Agent).
+    Desktop,
+}
+
+impl Browser {
+    /// The kind of browser a User-Agent names. WeCom (企业微信) says `MicroMessenger` too, but
+    /// it is another product with its own sign-in: it counts as a phone or desktop browser.
+    pub fn from_user_agent(ua: &str) -> Browser {
+        let mobile = ["Mobile", "Android", "iPhone", "iPad", "HarmonyOS"]
+            .iter()
+            .any(|m| ua.contains(m));
+        if ua.contains("MicroMessenger") && !ua.contains("wxwork") {
+            if ua.contains("WindowsWechat") || ua.contains("MacWechat") {
+                Browser::WeChatDesktop
+            } else {
+                Browser::WeChat
+            }
+        } else if mobile {
+            Browser::Phone
+        } else {
+            Browser::Desktop
+        }
+    }
+
+    /// The kind of browser of a request.
+    pub fn of(headers: &header::HeaderMap) -> Browser {
+        let ua = headers
+            .get(header::USER_AGENT)
+            .and_then(|ua| ua.to_str().ok())
+            .unwrap_or("");
+        Browser::from_user_agent(ua)
+    }
+
+    /// Whether the Official Account's authorize page works in it.
+    pub fn is_wechat(self) -> bool {
+        matches!(self, Browser::WeChat | Browser::WeChatDesktop)
+    }
+}
+
+/// How a browser is signed in.
+///
+/// ```
+/// use actix_wechat_auth::{Browser, Flow};
+/// assert_eq!(Flow::default_for(Browser::WeChat, true), Flow::OfficialAccount);
+/// assert_eq!(Flow::default_for(Browser::Desktop, true), Flow::QrPage);
+/// assert_eq!(Flow::default_for(Browser::Desktop, false), Flow::OpenInWeChat);
+/// assert_eq!(Flow::default_for(Browser::Phone, true), Flow::OpenInWeChat);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Flow {
+    /// A redirect to the Official Account's authorize page (inside WeChat).
+    OfficialAccount,
+    /// A page of ours embedding the Website app's QR code (WeChat's own frame), with a link to
+    /// the full-page QR as a fallback.
+    QrPage,
+    /// A redirect to the Website app's full-page QR sign-in (`/connect/qrconnect`).
+    QrRedirect,
+    /// A page that says to open the link in WeChat, with a QR code of it (and, with a Website
+    /// app, a link to sign in by scanning on another device).
+    OpenInWeChat,
+}
+
+impl Flow {
+    /// The crate's choice: WeChat's browsers the Official Account flow; desktop browsers the QR
+    /// page when there is a Website app; everything else the open-in-WeChat page.
+    pub fn default_for(browser: Browser, website_app: bool) -> Flow {
+        match browser {
+            Browser::WeChat | Browser::WeChatDesktop => Flow::OfficialAccount,
+            Browser::Desktop if website_app => Flow::QrPage,
+            Browser::Phone | Browser::Desktop => Flow::OpenInWeChat,
+        }
+    }
+
+    /// Whether this flow signs in with the Website app.
+    pub(crate) fn website(self) -> bool {
+        matches!(self, Flow::QrPage | Flow::QrRedirect)
+    }
+}
+
+/// The app's choice of flow: see
+/// [`WeChatConfigBuilder::flow_policy`](crate::WeChatConfigBuilder::flow_policy).
+pub(crate) type FlowPolicy = Arc<dyn Fn(Browser, &ServiceRequest) -> Flow + Send + Sync>;
+
+/// Whether the browser is WeChat's, where the Official Account's authorize page works.
 pub(crate) fn is_wechat(headers: &header::HeaderMap) -> bool {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|ua| ua.to_str().ok())
-        .is_some_and(|ua| ua.contains("MicroMessenger") && !ua.contains("wxwork"))
+    Browser::of(headers).is_wechat()
 }
 
 /// How API requests are told from page requests.

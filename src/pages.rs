@@ -47,11 +47,16 @@ pub enum PageKind {
     Unavailable,
     /// The app is wired or configured wrongly (500).
     Misconfigured,
+    /// A desktop browser's sign-in: WeChat's QR code of the Website app, embedded (200).
+    QrSignIn,
+    /// A browser outside WeChat without a QR sign-in for it: open this link in WeChat, with a QR
+    /// code of it (200).
+    OpenInWeChat,
 }
 
 impl PageKind {
     /// Every kind, for apps that render each one (and for tests that check each one).
-    pub const ALL: [PageKind; 13] = [
+    pub const ALL: [PageKind; 15] = [
         PageKind::SignInRequired,
         PageKind::StateInvalid,
         PageKind::CallbackUnreadable,
@@ -65,6 +70,8 @@ impl PageKind {
         PageKind::WeChatTimeout,
         PageKind::Unavailable,
         PageKind::Misconfigured,
+        PageKind::QrSignIn,
+        PageKind::OpenInWeChat,
     ];
 
     /// The words of the crate's default page of this kind, in `lang`.
@@ -86,7 +93,11 @@ impl PageKind {
     /// The icon of the default page: a warning for what the visitor can fix, an error otherwise.
     fn tone(self) -> Tone {
         match self {
-            PageKind::SignInRequired | PageKind::Snapshot | PageKind::ScopeNotGranted => Tone::Info,
+            PageKind::SignInRequired
+            | PageKind::Snapshot
+            | PageKind::ScopeNotGranted
+            | PageKind::QrSignIn
+            | PageKind::OpenInWeChat => Tone::Info,
             PageKind::Declined
             | PageKind::StateInvalid
             | PageKind::CallbackUnreadable
@@ -261,6 +272,40 @@ fn texts(kind: PageKind) -> [PageText; 3] {
                 None,
             ),
         ],
+        PageKind::QrSignIn => [
+            t(
+                "微信扫码登录",
+                "请使用微信扫描二维码，并在手机上确认登录。",
+                Some("二维码无法显示？打开登录页"),
+            ),
+            t(
+                "微信掃碼登入",
+                "請使用微信掃描 QR 碼，並在手機上確認登入。",
+                Some("QR 碼無法顯示？開啟登入頁"),
+            ),
+            t(
+                "Sign in with WeChat",
+                "Scan the QR code with WeChat and confirm on your phone.",
+                Some("No QR code? Open the sign-in page"),
+            ),
+        ],
+        PageKind::OpenInWeChat => [
+            t(
+                "请在微信中打开",
+                "请用微信扫描二维码，或复制链接后在微信中打开。",
+                Some("在其他设备上用微信登录"),
+            ),
+            t(
+                "請在微信中開啟",
+                "請用微信掃描 QR 碼，或複製連結後在微信中開啟。",
+                Some("在其他裝置上用微信登入"),
+            ),
+            t(
+                "Open in WeChat",
+                "Scan this QR code with WeChat, or copy the link and open it in WeChat.",
+                Some("Sign in with WeChat on another device"),
+            ),
+        ],
     }
 }
 
@@ -283,6 +328,11 @@ pub struct Page {
     /// The crate's machine-readable name of what happened (`invalid_state`, `wechat_error`…), as
     /// in the JSON answers.
     pub code: &'static str,
+    /// [`PageKind::QrSignIn`]: the `src` of WeChat's QR frame (`/connect/qrconnect?…&login_type=jssdk…`);
+    /// embed it with `sandbox="allow-scripts allow-same-origin allow-top-navigation"`.
+    pub qr_frame: Option<String>,
+    /// [`PageKind::OpenInWeChat`]: the page's absolute URL, to open in WeChat (QR code, copy).
+    pub page_url: Option<String>,
 }
 
 impl Page {
@@ -301,10 +351,21 @@ impl Page {
     /// assert_eq!(res.status(), 400);
     /// ```
     pub fn default_response(&self) -> HttpResponse {
+        let nonce = crate::tokens::CsrfState::random();
+        let mut csp = format!("{DEFAULT_CSP}; script-src 'nonce-{}'", nonce.as_str());
+        if let Some(frame) = &self.qr_frame {
+            // WeChat's QR frame is the one thing from elsewhere.
+            if let Ok(url) = url::Url::parse(frame) {
+                csp.push_str(&format!(
+                    "; frame-src {}",
+                    url.origin().ascii_serialization()
+                ));
+            }
+        }
         HttpResponse::build(self.status)
             .content_type(header::ContentType::html())
-            .insert_header((header::CONTENT_SECURITY_POLICY, DEFAULT_CSP))
-            .body(self.default_html())
+            .insert_header((header::CONTENT_SECURITY_POLICY, csp))
+            .body(self.default_html(nonce.as_str()))
     }
 
     /// A page of `kind` in `lang`, with the kind's status and no link: for renderers' tests and
@@ -317,6 +378,8 @@ impl Page {
             link: None,
             errcode: None,
             code: "",
+            qr_frame: None,
+            page_url: None,
         }
     }
 
@@ -326,10 +389,11 @@ impl Page {
         self
     }
 
-    /// The default page's HTML.
-    fn default_html(&self) -> String {
+    /// The default page's HTML; `nonce` for its one script (the open-in-WeChat copy button).
+    fn default_html(&self, nonce: &str) -> String {
         let text = self.text();
         let escape = |s: &str| html_escape::encode_text(s).into_owned();
+        let extra = self.extra_html(nonce);
         let action = match (text.action, &self.link) {
             (Some(label), Some(link)) => format!(
                 r#"<a class="btn" id="action" href="{}">{}</a>"#,
@@ -348,13 +412,91 @@ impl Page {
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1,viewport-fit=cover\">\
              <meta name=\"color-scheme\" content=\"light dark\"><title>{title}</title>\
              <style>{STYLE}</style></head><body><main class=\"msg\">{icon}\
-             <h1>{title}</h1><p class=\"desc\">{message}</p>{action}{detail}</main></body></html>",
+             <h1>{title}</h1><p class=\"desc\">{message}</p>{extra}{action}{detail}</main></body></html>",
             lang = html_lang(self.lang),
             title = escape(text.title),
             message = escape(text.message),
-            icon = self.kind.tone().svg(),
+            // The sign-in pages show a QR code instead.
+            icon = if extra.is_empty() { self.kind.tone().svg() } else { "" },
         )
     }
+}
+
+impl Page {
+    /// What the two sign-in pages hold besides their words: WeChat's QR frame, or the page's own
+    /// QR code with its URL and a copy button.
+    fn extra_html(&self, nonce: &str) -> String {
+        if let Some(frame) = &self.qr_frame {
+            return format!(
+                r#"<iframe class="qr" id="qr-frame" src="{}" sandbox="allow-scripts allow-same-origin allow-top-navigation" scrolling="no" title="WeChat QR"></iframe>"#,
+                html_escape::encode_double_quoted_attribute(frame)
+            );
+        }
+        let Some(url) = &self.page_url else {
+            return String::new();
+        };
+        let copy = match self.lang {
+            Lang::ZhCn => ["复制链接", "已复制"],
+            Lang::ZhTw => ["複製連結", "已複製"],
+            Lang::En => ["Copy link", "Copied"],
+        };
+        format!(
+            "<div class=\"qr\" id=\"page-qr\">{svg}</div><p class=\"url\" id=\"page-url\">{url}</p>\
+             <button class=\"btn secondary\" id=\"copy\" type=\"button\">{label}</button>\
+             <script nonce=\"{nonce}\">document.getElementById('copy').addEventListener('click',\
+             function(){{var b=this,u=document.getElementById('page-url').textContent;\
+             function done(){{b.textContent={copied};}}\
+             if(navigator.clipboard){{navigator.clipboard.writeText(u).then(done,function(){{}});}}\
+             else{{var r=document.createRange();r.selectNodeContents(document.getElementById('page-url'));\
+             var s=getSelection();s.removeAllRanges();s.addRange(r);document.execCommand('copy');done();}}}});\
+             </script>",
+            svg = qr_svg(url),
+            url = html_escape::encode_text(url),
+            label = html_escape::encode_text(copy[0]),
+            copied = serde_json::to_string(copy[1]).unwrap_or_default(),
+        )
+    }
+}
+
+/// An inline SVG QR code of `text` (no XML declaration, no namespace URL: it is inline HTML).
+fn qr_svg(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(220, 220)
+            .quiet_zone(true)
+            .build()
+            .split_once("<svg")
+            .map(|(_, svg)| format!("<svg role=\"img\" aria-label=\"QR\"{svg}"))
+            .unwrap_or_default()
+            .replace(r#" xmlns="http://www.w3.org/2000/svg""#, "")
+            .replace(r#" xmlns:xlink="http://www.w3.org/1999/xlink""#, ""),
+        // Only past QR's capacity (about 2,900 bytes): the URL is shown as text anyway.
+        Err(_) => String::new(),
+    }
+}
+
+/// Shows `page`: the app's renderer or the default page, then the headers that hold whatever
+/// renders it: nothing personal (or a `state`) cached, no `Referer` of the URL.
+pub(crate) fn show(page: &Page, renderer: Option<&PageRenderer>) -> HttpResponse {
+    let mut res = match renderer {
+        Some(render) => (render.0)(page),
+        None => page.default_response(),
+    };
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    if matches!(page.kind, PageKind::QrSignIn | PageKind::OpenInWeChat) {
+        // Which of these pages a URL answers depends on the browser.
+        headers.insert(header::VARY, header::HeaderValue::from_static("User-Agent"));
+    }
+    res
 }
 
 /// The `lang` attribute of a page in `lang`.
@@ -381,6 +523,7 @@ fn default_status(kind: PageKind) -> StatusCode {
         PageKind::WeChatError => StatusCode::BAD_GATEWAY,
         PageKind::WeChatTimeout => StatusCode::GATEWAY_TIMEOUT,
         PageKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        PageKind::QrSignIn | PageKind::OpenInWeChat => StatusCode::OK,
     }
 }
 
@@ -445,7 +588,13 @@ h1{font-size:22px;font-weight:500;margin:0 0 12px;overflow-wrap:anywhere}\
 background:var(--btn);color:#fff;font-size:17px;font-weight:500;text-decoration:none;\
 -webkit-tap-highlight-color:transparent}\
 .btn:active{background:var(--btn-active)}\
-.code{margin:32px 0 0;font-size:12px;color:var(--code)}";
+.code{margin:32px 0 0;font-size:12px;color:var(--code)}\
+.qr{display:block;margin:0 auto 24px;width:300px;max-width:100%;height:400px;border:0;overflow:hidden}\
+div.qr{width:220px;height:auto;padding:8px;background:#fff;border-radius:8px}\
+div.qr svg{display:block;width:100%;height:auto}\
+.url{font-size:14px;color:var(--desc);overflow-wrap:anywhere;margin:0 0 16px}\
+.btn.secondary{background:rgba(0,0,0,.05);color:#06ae56;margin-bottom:16px;border:0;font-family:inherit}\
+@media (prefers-color-scheme:dark){.btn.secondary{background:rgba(255,255,255,.08)}}";
 
 #[cfg(test)]
 mod tests {
@@ -461,7 +610,7 @@ mod tests {
                     !text.title.is_empty() && !text.message.is_empty(),
                     "{kind:?}"
                 );
-                let html = Page::new(kind, lang).with_link("/x").default_html();
+                let html = Page::new(kind, lang).with_link("/x").default_html("n");
                 assert!(html.contains(&format!("lang=\"{}\"", html_lang(lang))));
                 assert!(html.contains(&*html_escape::encode_text(text.message)));
                 titles.push(text.title);
@@ -471,7 +620,7 @@ mod tests {
         }
         let html = Page::new(PageKind::StateInvalid, Lang::ZhCn)
             .with_link("/a?\"><script>")
-            .default_html();
+            .default_html("n");
         assert!(
             !html.contains("<script>") && html.contains("重新登录"),
             "{html}"

@@ -25,7 +25,7 @@ use log::debug;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    config::{SignInSettings, Site},
+    config::{AppKind, SignInSettings, Site},
     session::unix_now,
     tokens::{CsrfState, Scope},
 };
@@ -56,6 +56,9 @@ pub(crate) struct PendingSignIn {
     /// How many times a stale `code` already restarted this sign-in (the loop guard).
     #[serde(rename = "n", default)]
     pub(crate) restarts: u8,
+    /// The app whose authorize page the browser was sent to.
+    #[serde(rename = "k", default)]
+    pub(crate) app: AppKind,
 }
 
 /// What a callback's `state` matched.
@@ -105,10 +108,17 @@ impl<'a> PendingCookies<'a> {
     /// A pending sign-in to send the browser to WeChat with: a fresh unused one for the same
     /// scope and return-to if this browser holds one (an SPA's API calls, a reload: one pending
     /// sign-in, not one each), else a new one, dropping the oldest past [`MAX_PENDING`].
-    pub(crate) fn challenge(&mut self, scope: Scope, return_to: String, restarts: u8) -> CsrfState {
+    pub(crate) fn challenge(
+        &mut self,
+        app: AppKind,
+        scope: Scope,
+        return_to: String,
+        restarts: u8,
+    ) -> CsrfState {
         let ttl = self.ttl;
         let reusable = self.waiting.iter().find(|(_, p)| {
-            p.scope == scope
+            p.app == app
+                && p.scope == scope
                 && p.return_to == return_to
                 && p.restarts == restarts
                 && self.now < p.created_at.saturating_add(ttl / 2)
@@ -126,6 +136,7 @@ impl<'a> PendingCookies<'a> {
             scope,
             created_at: self.now,
             restarts,
+            app,
         };
         let name = name_of(WAITING, pending.state.as_str());
         self.seal(name.clone(), &pending, self.waiting_path());

@@ -18,6 +18,7 @@ use log::warn;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    config::{App, AppKind, Apps},
     error::ErrorKind,
     tokens::{AccessToken, RefreshToken, Scope},
     wire::{truncate_at_char, Profile, TokenResponse},
@@ -34,6 +35,10 @@ const MAX_HEADIMGURL: usize = 512;
 const MAX_PRIVILEGES: usize = 4;
 const MAX_PRIVILEGE: usize = 32;
 
+fn is_official(kind: &AppKind) -> bool {
+    *kind == AppKind::OfficialAccount
+}
+
 /// Seconds since the Unix epoch: the session outlives the process, so no `Instant`s.
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
@@ -44,10 +49,13 @@ pub(crate) fn unix_now() -> u64 {
 /// A signed-in user, as stored in the session.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct SignedIn {
-    /// The Official Account it was granted for: a sign-in of another appid (two configurations,
-    /// or a move from the test account to the real one) is not this one's.
+    /// The app it was granted for: a sign-in of an appid the configuration does not have (two
+    /// configurations, or a move from the test account to the real one) is not this one's.
     #[serde(rename = "i")]
     pub(crate) appid: String,
+    /// The kind of that app (sessions of 0.1.0, which lack it, are Official Account sign-ins).
+    #[serde(rename = "k", default, skip_serializing_if = "is_official")]
+    pub(crate) app: AppKind,
     #[serde(rename = "o")]
     pub(crate) openid: String,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
@@ -117,7 +125,7 @@ impl ParsedSignIns {
 
 impl SignedIn {
     pub(crate) fn new(
-        appid: &str,
+        app: &App,
         tokens: TokenResponse,
         profile: Option<Profile>,
         now: u64,
@@ -128,7 +136,8 @@ impl SignedIn {
             .or_else(|| profile.as_ref().and_then(|p| p.unionid.clone()))
             .filter(|u| !u.is_empty());
         Self {
-            appid: appid.to_owned(),
+            appid: app.appid.clone(),
+            app: app.kind,
             openid: tokens.openid,
             unionid,
             scope,
@@ -171,16 +180,18 @@ fn capped(mut profile: Profile) -> Profile {
 pub(crate) struct AuthSession<'a>(pub(crate) &'a Session);
 
 impl AuthSession<'_> {
-    /// The user signed in to `appid`. Unreadable data (an older format, tampering that passed
-    /// the cookie's MAC) is dropped, so the user is simply anonymous.
-    pub(crate) fn signed_in(&self, appid: &str) -> Option<SignedIn> {
+    /// The user signed in to one of `apps`. Unreadable data (an older format, tampering that
+    /// passed the cookie's MAC) is dropped, so the user is simply anonymous.
+    pub(crate) fn signed_in(&self, apps: &Apps) -> Option<SignedIn> {
         match self.0.get::<SignedIn>(SIGNED_IN_KEY) {
-            Ok(user) => user.filter(|u| u.appid == appid).map(|mut user| {
-                if user.signed_in_at == 0 {
-                    user.signed_in_at = user.checked_at;
-                }
-                user
-            }),
+            Ok(user) => user
+                .filter(|u| apps.by_appid(&u.appid).is_some_and(|a| a.kind == u.app))
+                .map(|mut user| {
+                    if user.signed_in_at == 0 {
+                        user.signed_in_at = user.checked_at;
+                    }
+                    user
+                }),
             Err(e) => {
                 warn!("dropping unreadable WeChat sign-in from the session: {e}");
                 self.sign_out();
@@ -244,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_sign_in_takes_the_grant_and_its_times() {
-        let user = SignedIn::new("wx1", tokens(7200), None, 1_000);
+        let user = SignedIn::new(&App::official_for_tests("wx1"), tokens(7200), None, 1_000);
         assert_eq!(
             (user.expires_at, user.checked_at, user.signed_in_at),
             (8_200, 1_000, 1_000)
@@ -273,7 +284,8 @@ mod tests {
             )
             .unwrap();
         let store = AuthSession(&session);
-        let user = store.signed_in("wx1").expect("still signed in");
+        let apps = Apps::of(vec![App::official_for_tests("wx1")]);
+        let user = store.signed_in(&apps).expect("still signed in");
         assert_eq!((user.signed_in_at, user.checked_at), (1_234, 1_234));
         store.set_signed_in(&user).unwrap();
         assert!(!session.contains_key(LEGACY_PENDING_KEY));
@@ -290,7 +302,12 @@ mod tests {
             unionid: Some("u".into()),
             ..Profile::default()
         };
-        let user = SignedIn::new("wx1", tokens(7200), Some(profile), 0);
+        let user = SignedIn::new(
+            &App::official_for_tests("wx1"),
+            tokens(7200),
+            Some(profile),
+            0,
+        );
         let p = user.profile.unwrap();
         assert!(p.nickname.len() <= MAX_NICKNAME && p.nickname.starts_with('😀'));
         assert!(p.headimgurl.is_empty());

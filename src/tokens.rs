@@ -88,12 +88,15 @@ secret_newtype!(
 ///
 /// `Base` signs in silently and yields only the openid; `UserInfo` shows a consent page and lets
 /// the token read the profile. A `UserInfo` grant satisfies a route that needs only `Base`.
+/// `Login` is the Website app's QR sign-in (网站应用): it grants what `UserInfo` grants, so it
+/// satisfies routes that require `Base` or `UserInfo`.
 ///
 /// ```
 /// use actix_wechat_auth::Scope;
 /// assert_eq!(Scope::UserInfo.as_str(), "snsapi_userinfo");
 /// assert!(Scope::UserInfo.satisfies(Scope::Base));
 /// assert!(!Scope::Base.satisfies(Scope::UserInfo));
+/// assert!(Scope::Login.satisfies(Scope::UserInfo));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Scope {
@@ -103,6 +106,9 @@ pub enum Scope {
     /// `snsapi_userinfo`: a consent page, then the profile through `/sns/userinfo`.
     #[serde(rename = "snsapi_userinfo")]
     UserInfo,
+    /// `snsapi_login`: a Website app's QR sign-in, then the profile through `/sns/userinfo`.
+    #[serde(rename = "snsapi_login")]
+    Login,
 }
 
 impl Scope {
@@ -111,12 +117,18 @@ impl Scope {
         match self {
             Scope::Base => "snsapi_base",
             Scope::UserInfo => "snsapi_userinfo",
+            Scope::Login => "snsapi_login",
         }
     }
 
     /// Whether a grant of `self` is enough for a route that needs `required`.
     pub fn satisfies(self, required: Scope) -> bool {
         self >= required
+    }
+
+    /// Whether the token reads the profile with `/sns/userinfo`.
+    pub fn has_profile(self) -> bool {
+        self >= Scope::UserInfo
     }
 
     /// The strongest scope named in a granted `scope` field, which may list several scopes
@@ -129,14 +141,15 @@ impl Scope {
     /// assert_eq!(Scope::from_granted("snsapi_base"), Scope::Base);
     /// ```
     pub fn from_granted(granted: &str) -> Scope {
-        if granted
+        granted
             .split(',')
-            .any(|s| s.trim() == Scope::UserInfo.as_str())
-        {
-            Scope::UserInfo
-        } else {
-            Scope::Base
-        }
+            .filter_map(|s| match s.trim() {
+                "snsapi_login" => Some(Scope::Login),
+                "snsapi_userinfo" => Some(Scope::UserInfo),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(Scope::Base)
     }
 }
 

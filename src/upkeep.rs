@@ -365,7 +365,12 @@ mod tests {
             "openid": "o1", "scope": "snsapi_base"
         }))
         .unwrap();
-        SignedIn::new("wx1", tokens, None, now)
+        SignedIn::new(
+            &crate::config::App::official_for_tests("wx1"),
+            tokens,
+            None,
+            now,
+        )
     }
 
     #[test]

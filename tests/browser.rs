@@ -1097,6 +1097,7 @@ fn wait_for_line(child: &mut Child, log: &Path, needle: &str) -> String {
 
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
+        .user_agent(WECHAT_UA)
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
         .timeout(PATIENCE)

@@ -25,6 +25,7 @@ use reqwest::StatusCode;
 /// are ignored), 32 at a time; their statuses.
 async fn replay(base: &str, path: &str, cookie: &str, n: usize) -> Vec<u16> {
     let client = reqwest::Client::builder()
+        .user_agent(common::WECHAT_UA)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -100,6 +101,7 @@ async fn options_is_gated_and_cors_preflights_are_answered_outside() {
     let emulator = Emulator::builder().auto_approve(true).start().unwrap();
     let app = cors_app(&emulator);
     let client = reqwest::Client::builder()
+        .user_agent(common::WECHAT_UA)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -11,12 +11,11 @@ use actix_wechat_auth::{
     emulator::{EmulatedUser, Emulator, Endpoint, Fault},
     Lang, PageKind, WeChatConfigBuilder,
 };
-use common::{query_pairs, Browser, Hop, Setup, Shape};
+use common::{query_pairs, Browser, Hop, Setup, Shape, WECHAT_UA};
 use reqwest::StatusCode;
 
-const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) \
-    AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) \
-    NetType/WIFI Language/zh_CN";
+const ANDROID_CHROME_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
 const CHROME_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
     (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 
@@ -44,6 +43,8 @@ fn chinese_sentence(kind: PageKind) -> &'static str {
         PageKind::WeChatTimeout => "微信没有及时响应",
         PageKind::Unavailable => "登录服务暂时不可用",
         PageKind::Misconfigured => "网站的登录配置有误",
+        PageKind::QrSignIn => "请使用微信扫描二维码",
+        PageKind::OpenInWeChat => "请用微信扫描二维码，或复制链接后在微信中打开",
         other => panic!("{other:?} has no sentence here: add one"),
     }
 }
@@ -90,8 +91,9 @@ async fn provoke(
         PageKind::StateInvalid => {
             let s = Setup::new(Shape::Routes, tweak);
             let url = s.url("/wechat/callback?code=abc&state=NotThisBrowsers");
+            let desktop = [("user-agent", CHROME_UA)];
             let hop = Browser::new()
-                .get_with(&url, &header(&[], accept_language))
+                .get_with(&url, &header(&desktop, accept_language))
                 .await;
             assert_eq!(s.emulator.call_count(Endpoint::AccessToken), 0);
             hop
@@ -208,6 +210,22 @@ async fn provoke(
                 .get_with(&s.url("/x"), &header(&[], accept_language))
                 .await
         }
+        PageKind::QrSignIn => {
+            let s = Setup::new(Shape::Routes, |c| {
+                tweak(c).website_app("wxweb0123456789", "web-secret")
+            });
+            let desktop = [("user-agent", CHROME_UA)];
+            Browser::new()
+                .get_with(&s.url("/info"), &header(&desktop, accept_language))
+                .await
+        }
+        PageKind::OpenInWeChat => {
+            let s = Setup::new(Shape::Routes, tweak);
+            let phone = [("user-agent", ANDROID_CHROME_UA)];
+            Browser::new()
+                .get_with(&s.url("/info?item=1"), &header(&phone, accept_language))
+                .await
+        }
         other => panic!("no way to provoke {other:?} here: add one"),
     }
 }
@@ -259,8 +277,10 @@ async fn every_page_in_every_language() {
             if lang == Lang::ZhCn {
                 assert!(hop.body.contains(chinese_sentence(kind)), "{what}");
             }
-            // The way forward: a button with a same-origin link, where the page has one.
-            if let Some(action) = text.action {
+            // The way forward: a button with a same-origin link, where the page has one (the
+            // sign-in pages: WeChat's QR sign-in, when there is a Website app).
+            let sign_in_page = matches!(kind, PageKind::QrSignIn | PageKind::OpenInWeChat);
+            if let Some(action) = text.action.filter(|_| kind != PageKind::OpenInWeChat) {
                 assert!(hop.body.contains(action), "{what}: no {action}");
                 let href = hop
                     .body
@@ -268,14 +288,20 @@ async fn every_page_in_every_language() {
                     .nth(1)
                     .and_then(|rest| rest.split('"').next())
                     .unwrap_or_else(|| panic!("{what}: no link: {}", hop.body));
-                assert!(href.starts_with('/'), "{what}: {href}");
+                if sign_in_page {
+                    assert!(href.contains("/connect/qrconnect?"), "{what}: {href}");
+                } else {
+                    assert!(href.starts_with('/'), "{what}: {href}");
+                }
             }
             assert_eq!(hop.headers["cache-control"], "no-store", "{what}");
             assert_eq!(hop.headers["referrer-policy"], "no-referrer", "{what}");
-            assert!(
-                !hop.body.contains("http://") && !hop.body.contains("https://"),
-                "{what}"
-            );
+            if !sign_in_page {
+                assert!(
+                    !hop.body.contains("http://") && !hop.body.contains("https://"),
+                    "{what}"
+                );
+            }
         }
     }
 }

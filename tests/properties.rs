@@ -154,6 +154,15 @@ fn raw_get(addr: &str, target: &[u8], headers: &[(&str, &[u8])]) -> Result<Raw, 
     let mut req = b"GET ".to_vec();
     req.extend_from_slice(target);
     req.extend_from_slice(b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    // Pages from WeChat's browser, where the Official Account flow (a 302) answers a challenge;
+    // callbacks from a desktop one, where a lost state is a 400 at once (in WeChat it restarts
+    // the sign-in once, which `pages.rs` tests).
+    let ua = if target.starts_with(b"/wechat/callback") {
+        common::DESKTOP_UA
+    } else {
+        common::WECHAT_UA
+    };
+    req.extend_from_slice(format!("User-Agent: {ua}\r\n").as_bytes());
     for (name, value) in headers {
         req.extend_from_slice(name.as_bytes());
         req.extend_from_slice(b": ");
@@ -1209,6 +1218,7 @@ fn pending_sign_ins_are_bounded_and_the_oldest_dropped() {
         .replace("#wechat_redirect", "");
     let callback = block_on(async {
         reqwest::Client::builder()
+            .user_agent(common::WECHAT_UA)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()

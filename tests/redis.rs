@@ -314,6 +314,7 @@ async fn anonymous_requests_leave_the_redis_key_count_unchanged() {
     let before = f.redis.command("DBSIZE");
 
     let client = reqwest::Client::builder()
+        .user_agent(common::WECHAT_UA)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -377,7 +378,10 @@ async fn sign_out_purges_an_empty_session_and_renews_one_with_app_data() {
         StatusCode::UNAUTHORIZED
     );
     // A copy of the cookie from before the sign-out is worth nothing.
-    let replay = reqwest::Client::new()
+    let replay = reqwest::Client::builder()
+        .user_agent(common::WECHAT_UA)
+        .build()
+        .unwrap()
         .get(format!("{}/api/me", f.a.base))
         .header("cookie", copied)
         .send()
@@ -463,7 +467,10 @@ async fn one_check_across_the_fleet() {
         Some(1),
     );
     let cookie = common::cookie_header(&browser, &f.a.base);
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .user_agent(common::WECHAT_UA)
+        .build()
+        .unwrap();
     let hops = futures_util::future::join_all((0..20).map(|i| {
         let base = if i % 2 == 0 { &f.a.base } else { &f.b.base };
         client

@@ -264,8 +264,13 @@ async fn callback_with_wrong_or_missing_state_is_400_and_never_calls_wechat() {
         "code=a&code=b&state=x".to_owned(),
         "code=%ff%fe&state=%c3%28".to_owned(),
     ] {
+        // From a desktop browser: a lost state is the page at once (in WeChat it restarts the
+        // sign-in once: `pages.rs`). Either way, no exchange.
         let hop = browser
-            .get(&s.url(&format!("/wechat/callback?{query}")))
+            .get_with(
+                &s.url(&format!("/wechat/callback?{query}")),
+                &[("user-agent", common::DESKTOP_UA)],
+            )
             .await;
         assert_eq!(hop.status, StatusCode::BAD_REQUEST, "{query}: {}", hop.body);
         assert!(hop.headers["content-type"]
@@ -280,9 +285,18 @@ async fn callback_with_wrong_or_missing_state_is_400_and_never_calls_wechat() {
     // Another browser's valid state is not this browser's.
     let thief = Browser::new();
     let hop = thief
-        .get(&s.url(&format!("/wechat/callback?code=abc&state={real_state}")))
+        .get_with(
+            &s.url(&format!("/wechat/callback?code=abc&state={real_state}")),
+            &[("user-agent", common::DESKTOP_UA)],
+        )
         .await;
     assert_eq!(hop.status, StatusCode::BAD_REQUEST);
+    // In WeChat, the thief's browser is sent to sign in afresh, for itself, with a new state.
+    let hop = thief
+        .get(&s.url(&format!("/wechat/callback?code=abc&state={real_state}")))
+        .await;
+    assert_eq!(hop.status, StatusCode::FOUND);
+    assert!(!hop.location.unwrap().contains(&real_state));
     assert_eq!(s.emulator.call_count(Endpoint::AccessToken), 0);
 }
 
@@ -312,7 +326,14 @@ async fn state_expires() {
     let location = other.get(&s.url("/info")).await.location.unwrap();
     let emulator_hop = other.get(&location.replace("#wechat_redirect", "")).await;
     tokio_sleep(Duration::from_millis(2100)).await;
-    let hop = other.get(&emulator_hop.location.unwrap()).await;
+    let callback = emulator_hop.location.unwrap();
+    // Expired: in WeChat one fresh sign-in, elsewhere the page; never the exchange.
+    let hop = other.get(&callback).await;
+    assert_eq!(hop.status, StatusCode::FOUND);
+    assert!(hop.location.unwrap().contains("/connect/oauth2/authorize?"));
+    let hop = other
+        .get_with(&callback, &[("user-agent", common::DESKTOP_UA)])
+        .await;
     assert_eq!(hop.status, StatusCode::BAD_REQUEST);
     assert_eq!(s.emulator.call_count(Endpoint::AccessToken), exchanges);
 }
@@ -328,12 +349,17 @@ async fn a_used_state_in_a_browser_that_is_not_signed_in_is_refused() {
     let hops = browser.navigate(&s.url("/base")).await;
     let callback_url = hops[2].url.clone();
     browser.get(&s.url("/logout")).await;
-    // The session is gone, and with it the state: 400, no exchange.
+    // The session is gone: a used state is not a sign-in. No exchange: a desktop browser gets
+    // the page, WeChat one fresh sign-in.
     let exchanges = s.emulator.call_count(Endpoint::AccessToken);
     assert_eq!(
-        browser.get(&callback_url).await.status,
+        browser
+            .get_with(&callback_url, &[("user-agent", common::DESKTOP_UA)])
+            .await
+            .status,
         StatusCode::BAD_REQUEST
     );
+    assert_eq!(browser.get(&callback_url).await.status, StatusCode::FOUND);
     assert_eq!(s.emulator.call_count(Endpoint::AccessToken), exchanges);
 }
 

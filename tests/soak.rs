@@ -410,6 +410,7 @@ struct World {
 impl SoakBrowser {
     fn new(index: usize, openid: String) -> Self {
         let client = reqwest::Client::builder()
+            .user_agent(common::WECHAT_UA)
             .cookie_store(true)
             .redirect(redirect::Policy::none())
             // Far past any deadline: a request still running then has hung.

@@ -268,6 +268,16 @@ pub struct Browser {
     pub jar: Arc<reqwest::cookie::Jar>,
 }
 
+/// A desktop Chrome: outside WeChat, where a lost `state` is a 400 at once.
+pub const DESKTOP_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+/// The User-Agent of WeChat's in-app browser on an iPhone: what a harness browser sends unless a
+/// test says otherwise (the Official Account flow works only there).
+pub const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) \
+    AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) \
+    NetType/WIFI Language/zh_CN";
+
 pub struct Hop {
     pub status: StatusCode,
     pub url: String,
@@ -287,6 +297,7 @@ impl Browser {
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
             .cookie_provider(jar.clone())
+            .user_agent(WECHAT_UA)
             .redirect(redirect::Policy::none())
             .timeout(Duration::from_secs(20))
             .build()
