@@ -19,6 +19,7 @@
 //! | `BIND` | listen address, default `127.0.0.1:8080` (port `0`: a free port, printed) |
 //! | `PUBLIC_URL` | the external origin used to build `redirect_uri`, default `http://{BIND}`; an `https` URL makes the session cookie `Secure` |
 //! | `WECHAT_APPID`, `WECHAT_SECRET` | the Official Account's credentials; `WECHAT_APPID` unset: the embedded emulator |
+//! | `WECHAT_WEB_APPID`, `WECHAT_WEB_SECRET` | a Website app (网站应用) for QR sign-in outside WeChat; set automatically with the embedded emulator; with `WECHAT_APPID` set, only when both are set |
 //! | `WECHAT_OPEN_BASE` | authorize page host, default `https://open.weixin.qq.com` |
 //! | `WECHAT_API_BASE` | sns API host, default `https://api.weixin.qq.com` |
 //! | `WECHAT_CHECK_INTERVAL` | seconds between `/sns/auth` checks of a signed-in token; `0` = every request; unset = the crate's default (300) |
@@ -85,6 +86,8 @@ fn var(name: &str) -> Option<String> {
 struct Upstream {
     appid: String,
     secret: String,
+    /// The Website app's appid and secret, if any.
+    website: Option<(String, String)>,
     open_base: Option<String>,
     api_base: Option<String>,
     /// Kept alive for the life of the server: dropping it stops the emulator.
@@ -93,7 +96,13 @@ struct Upstream {
 
 fn upstream() -> Result<Upstream, String> {
     let Some(appid) = var("WECHAT_APPID") else {
-        for ignored in ["WECHAT_SECRET", "WECHAT_OPEN_BASE", "WECHAT_API_BASE"] {
+        for ignored in [
+            "WECHAT_SECRET",
+            "WECHAT_OPEN_BASE",
+            "WECHAT_API_BASE",
+            "WECHAT_WEB_APPID",
+            "WECHAT_WEB_SECRET",
+        ] {
             if var(ignored).is_some() {
                 warn!(
                     "{ignored} is ignored: WECHAT_APPID is unset, so the embedded emulator is used"
@@ -107,6 +116,10 @@ fn upstream() -> Result<Upstream, String> {
         return Ok(Upstream {
             appid: emulator.appid().to_owned(),
             secret: emulator.secret().to_owned(),
+            website: Some((
+                emulator.web_appid().to_owned(),
+                emulator.web_secret().to_owned(),
+            )),
             open_base: Some(emulator.open_base()),
             api_base: Some(emulator.api_base()),
             emulator: Some(emulator),
@@ -115,9 +128,18 @@ fn upstream() -> Result<Upstream, String> {
     let secret = var("WECHAT_SECRET").ok_or(
         "WECHAT_SECRET is required when WECHAT_APPID is set (unset both for the emulator)",
     )?;
+    let website = match (var("WECHAT_WEB_APPID"), var("WECHAT_WEB_SECRET")) {
+        (Some(appid), Some(secret)) => Some((appid, secret)),
+        (None, None) => None,
+        _ => {
+            warn!("WECHAT_WEB_APPID and WECHAT_WEB_SECRET go together: no Website app");
+            None
+        }
+    };
     Ok(Upstream {
         appid,
         secret,
+        website,
         open_base: var("WECHAT_OPEN_BASE"),
         api_base: var("WECHAT_API_BASE"),
         emulator: None,
@@ -213,6 +235,9 @@ fn run() -> Result<(), String> {
     if let Some(interval) = check_interval {
         builder = builder.check_interval(interval);
     }
+    if let Some((appid, secret)) = &upstream.website {
+        builder = builder.website_app(appid.as_str(), secret.as_str());
+    }
     let config = builder
         .build()
         .map_err(|e| format!("invalid WeChat configuration: {e}"))?;
@@ -225,9 +250,10 @@ fn run() -> Result<(), String> {
     println!("WeChat H5 sample listening on http://{local}");
     match &upstream.emulator {
         Some(emu) => println!(
-            "WeChat: the embedded emulator at {} (appid {}); set WECHAT_APPID and WECHAT_SECRET for the real one",
+            "WeChat: the embedded emulator at {} (appid {}, Website app {}); set WECHAT_APPID and WECHAT_SECRET for the real one",
             emu.open_base(),
-            emu.appid()
+            emu.appid(),
+            emu.web_appid()
         ),
         None => println!(
             "WeChat: {} (appid {})",

@@ -155,6 +155,7 @@ async fn sign_in(
         SignedIn::new(app, tokens, profile, now),
     );
     let granted = user.scope;
+    let user = attach(config, user).await.map_err(page)?;
     // A new session id after sign-in: a session id planted before it (fixation) is worthless.
     session.renew();
     store.set_signed_in(&user).map_err(page)?;
@@ -198,6 +199,35 @@ fn lost_state(
             .finish(),
     )
 }
+
+/// Runs the app's sign-in hook: it refuses the sign-in, or attaches its value.
+async fn attach(config: &WeChatConfig, mut user: SignedIn) -> Result<SignedIn, ErrorKind> {
+    let Some(hook) = &config.settings.sign_in.hook else {
+        return Ok(user);
+    };
+    match hook(crate::WeChatUser::new(std::rc::Rc::new(user.clone()))).await {
+        Ok(Some(value)) if value.len() > MAX_ATTACHED => {
+            log::error!(
+                "the sign-in hook attached {} bytes; at most {MAX_ATTACHED} fit the session",
+                value.len()
+            );
+            Err(ErrorKind::Misconfigured(
+                "the sign-in hook attached over 256 bytes",
+            ))
+        }
+        Ok(value) => {
+            user.attached = value;
+            Ok(user)
+        }
+        Err(refused) => {
+            info!("the app refused a WeChat sign-in: {}", refused.reason());
+            Err(ErrorKind::SignInRefused)
+        }
+    }
+}
+
+/// The most the sign-in hook may attach: the session cookie's room.
+const MAX_ATTACHED: usize = 256;
 
 /// The sign-in to keep when this browser is already signed in: a weaker grant finishing after a
 /// stronger one of the same person (a `snsapi_base` tab completing after a `snsapi_userinfo` one)

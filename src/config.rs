@@ -145,6 +145,39 @@ pub(crate) struct Settings {
     pub(crate) pages: PageSettings,
 }
 
+/// The app's sign-in hook: see [`WeChatConfigBuilder::on_sign_in`].
+pub(crate) type SignInHook = Arc<
+    dyn Fn(
+            crate::WeChatUser,
+        )
+            -> futures_util::future::LocalBoxFuture<'static, Result<Option<String>, SignInRefused>>
+        + Send
+        + Sync,
+>;
+
+/// A sign-in the app's [hook](WeChatConfigBuilder::on_sign_in) refuses: the visitor sees the
+/// crate's 403 page (`PageKind::SignInRefused`) and is not signed in.
+///
+/// ```
+/// use actix_wechat_auth::SignInRefused;
+/// let refused = SignInRefused::because("banned account");
+/// assert_eq!(refused.reason(), "banned account");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInRefused(String);
+
+impl SignInRefused {
+    /// A refusal; `reason` is logged (at info level), never shown.
+    pub fn because(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+
+    /// Why.
+    pub fn reason(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The crate's pages: their language (default: negotiated per request) and the app's renderer
 /// (default: the crate's own pages).
 #[derive(Default)]
@@ -340,6 +373,8 @@ pub(crate) struct SignInSettings {
     pub(crate) connect_redirect: bool,
     /// Pages whose `#hash` route survives the sign-in (an SPA's entry pages).
     pub(crate) hash_route_paths: Vec<String>,
+    /// Called after a successful callback: refuses the sign-in or attaches the app's value.
+    pub(crate) hook: Option<SignInHook>,
     /// The app's choice of flow per browser.
     pub(crate) flow_policy: Option<FlowPolicy>,
     /// Desktop browsers go to the full-page QR sign-in instead of our QR page.
@@ -357,6 +392,7 @@ impl Default for SignInSettings {
             state_ttl: Duration::from_secs(600),
             connect_redirect: true,
             hash_route_paths: Vec::new(),
+            hook: None,
             flow_policy: None,
             qr_full_page: false,
             connect_redirect_on_desktop: false,
@@ -820,6 +856,35 @@ impl WeChatConfigBuilder {
     /// [`check_interval`](Self::check_interval) zero, checks are never put off.
     pub fn upstream_calls_per_minute(mut self, calls: u32) -> Self {
         self.upkeep.upstream_calls_per_minute = calls;
+        self
+    }
+
+    /// Calls `hook` after every successful callback, with the new [`WeChatUser`](crate::WeChatUser)
+    /// (default: none). It may refuse the sign-in (`Err`: a 403 page, nothing stored), or attach a
+    /// small value of the app's, such as its own user id found by unionid (`Ok(Some(value))`, at
+    /// most 256 bytes, kept in the session), which [`WeChatUser::attached`](crate::WeChatUser::attached)
+    /// hands out on every later request.
+    ///
+    /// ```
+    /// use actix_wechat_auth::{SignInRefused, WeChatConfig};
+    /// let config = WeChatConfig::builder("wx1234", "secret")
+    ///     .public_url("https://h5.example.com")
+    ///     .on_sign_in(|user| async move {
+    ///         match user.unionid() {
+    ///             Some("banned-unionid") => Err(SignInRefused::because("banned")),
+    ///             Some(unionid) => Ok(Some(format!("member:{unionid}"))),
+    ///             None => Ok(None),
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), actix_wechat_auth::ConfigError>(())
+    /// ```
+    pub fn on_sign_in<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(crate::WeChatUser) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Option<String>, SignInRefused>> + 'static,
+    {
+        self.sign_in.hook = Some(Arc::new(move |user| Box::pin(hook(user))));
         self
     }
 

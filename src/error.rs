@@ -42,6 +42,9 @@ pub enum ErrorKind {
     /// The user declined on the consent page: the callback came without a `code`.
     #[error("the user declined to authorize")]
     AccessDenied,
+    /// The app's sign-in hook refused this user.
+    #[error("the app refused this sign-in")]
+    SignInRefused,
     /// WeChat showed its snapshot page (快照页): the openid is virtual and the user is not signed in.
     #[error("the user only saw WeChat's snapshot page and has not authorized")]
     SnapshotUser,
@@ -89,7 +92,9 @@ impl ErrorKind {
             ErrorKind::InvalidState | ErrorKind::BadCallback(_) | ErrorKind::CodeRejected(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ErrorKind::AccessDenied | ErrorKind::SnapshotUser => StatusCode::FORBIDDEN,
+            ErrorKind::AccessDenied | ErrorKind::SnapshotUser | ErrorKind::SignInRefused => {
+                StatusCode::FORBIDDEN
+            }
             ErrorKind::WeChat { code, .. } if code.means_busy() => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::WeChat {
                 code: ErrCode::ApiUnauthorized | ErrCode::UserUnauthorized,
@@ -114,6 +119,7 @@ impl ErrorKind {
             ErrorKind::BadCallback(_) => "bad_callback",
             ErrorKind::AccessDenied => "access_denied",
             ErrorKind::SnapshotUser => "snapshot_user",
+            ErrorKind::SignInRefused => "sign_in_refused",
             ErrorKind::CodeRejected(_) => "code_rejected",
             ErrorKind::WeChat { .. } => "wechat_error",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
@@ -134,6 +140,7 @@ impl ErrorKind {
             ErrorKind::BadCallback(_) => PageKind::CallbackUnreadable,
             ErrorKind::AccessDenied => PageKind::Declined,
             ErrorKind::SnapshotUser => PageKind::Snapshot,
+            ErrorKind::SignInRefused => PageKind::SignInRefused,
             ErrorKind::CodeRejected(_) => PageKind::CodeRejected,
             ErrorKind::WeChat { code, .. } if code.means_busy() => PageKind::WeChatBusy,
             ErrorKind::WeChat {

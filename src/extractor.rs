@@ -6,6 +6,7 @@ use actix_web::{dev::Payload, FromRequest, HttpMessage as _, HttpRequest};
 use log::error;
 
 use crate::{
+    config::AppKind,
     error::{Error, ErrorKind},
     negotiate::Reply,
     session::SignedIn,
@@ -44,12 +45,32 @@ impl WeChatUser {
         Self(user)
     }
 
-    /// The user's openid for this Official Account.
+    /// The user's openid for the app the sign-in came from ([`app`](Self::app)): openids are
+    /// per app, so the same person has another one in the other app.
     pub fn openid(&self) -> &str {
         &self.0.openid
     }
 
-    /// The unionid, when the account is bound to an Open Platform account (not for snsapi_base).
+    /// The kind of app the sign-in came from: the Official Account (inside WeChat) or the Website
+    /// app (QR sign-in outside WeChat).
+    pub fn app(&self) -> AppKind {
+        self.0.app
+    }
+
+    /// The appid of the app the sign-in came from.
+    pub fn appid(&self) -> &str {
+        &self.0.appid
+    }
+
+    /// What the app's [sign-in hook](crate::WeChatConfigBuilder::on_sign_in) attached to this
+    /// sign-in (its own user id, say).
+    pub fn attached(&self) -> Option<&str> {
+        self.0.attached.as_deref()
+    }
+
+    /// The unionid: one value for the same person across every app bound to one Open Platform
+    /// account, so **the key to store users by**. `None` for an Official Account sign-in with
+    /// `snsapi_base`, or when the account is not bound to an Open Platform account.
     pub fn unionid(&self) -> Option<&str> {
         self.0.unionid.as_deref()
     }
@@ -75,6 +96,7 @@ impl fmt::Debug for WeChatUser {
         f.debug_struct("WeChatUser")
             .field("openid", &self.openid())
             .field("unionid", &self.unionid())
+            .field("app", &self.app())
             .field("scope", &self.scope())
             .field("profile", &self.profile())
             .field("access_token", self.access_token())

@@ -88,7 +88,7 @@ mod wire;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 
-pub use config::{AppKind, ConfigError, Lang, WeChatConfig, WeChatConfigBuilder};
+pub use config::{AppKind, ConfigError, Lang, SignInRefused, WeChatConfig, WeChatConfigBuilder};
 pub use error::{Error, ErrorKind};
 pub use extractor::WeChatUser;
 pub use middleware::{WeChatAuth, WeChatAuthMiddleware};

@@ -414,7 +414,11 @@ impl Worker {
         };
         // The open-in-WeChat page's URL: the page asked for, on the public origin.
         let page_url = || {
-            let target = crate::return_to::for_request(req.path(), req.query_string());
+            // As asked, never shortened: it is shown as text (escaped) and as a QR code.
+            let target = req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned());
             format!(
                 "{}{}{target}",
                 settings.site.public_origin, settings.site.mount_path

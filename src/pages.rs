@@ -30,6 +30,8 @@ pub enum PageKind {
     Declined,
     /// The user only saw WeChat's snapshot page (快照页) (403).
     Snapshot,
+    /// The app's sign-in hook refused this account (403).
+    SignInRefused,
     /// WeChat refused the sign-in code again after one fresh authorization (400).
     CodeRejected,
     /// The user granted less than the page needs (403).
@@ -56,12 +58,13 @@ pub enum PageKind {
 
 impl PageKind {
     /// Every kind, for apps that render each one (and for tests that check each one).
-    pub const ALL: [PageKind; 15] = [
+    pub const ALL: [PageKind; 16] = [
         PageKind::SignInRequired,
         PageKind::StateInvalid,
         PageKind::CallbackUnreadable,
         PageKind::Declined,
         PageKind::Snapshot,
+        PageKind::SignInRefused,
         PageKind::CodeRejected,
         PageKind::ScopeNotGranted,
         PageKind::WeChatBusy,
@@ -99,6 +102,7 @@ impl PageKind {
             | PageKind::QrSignIn
             | PageKind::OpenInWeChat => Tone::Info,
             PageKind::Declined
+            | PageKind::SignInRefused
             | PageKind::StateInvalid
             | PageKind::CallbackUnreadable
             | PageKind::CodeRejected
@@ -189,6 +193,15 @@ fn texts(kind: PageKind) -> [PageText; 3] {
                 "This is a preview",
                 "You are viewing a snapshot of this page: tap “使用完整服务” (Use full service) at \
                  the bottom of the screen and allow sign-in to continue.",
+                None,
+            ),
+        ],
+        PageKind::SignInRefused => [
+            t("无法登录", "这个微信账号不能登录本网站。", None),
+            t("無法登入", "這個微信帳號不能登入本網站。", None),
+            t(
+                "Sign-in refused",
+                "This WeChat account cannot sign in to this site.",
                 None,
             ),
         ],
@@ -514,9 +527,10 @@ fn default_status(kind: PageKind) -> StatusCode {
         PageKind::StateInvalid | PageKind::CallbackUnreadable | PageKind::CodeRejected => {
             StatusCode::BAD_REQUEST
         }
-        PageKind::Declined | PageKind::Snapshot | PageKind::ScopeNotGranted => {
-            StatusCode::FORBIDDEN
-        }
+        PageKind::Declined
+        | PageKind::Snapshot
+        | PageKind::SignInRefused
+        | PageKind::ScopeNotGranted => StatusCode::FORBIDDEN,
         PageKind::WeChatBusy | PageKind::WeChatUnreachable | PageKind::Unavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

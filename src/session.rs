@@ -79,6 +79,9 @@ pub(crate) struct SignedIn {
     pub(crate) signed_in_at: u64,
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub(crate) profile: Option<Profile>,
+    /// What the app's sign-in hook attached (its own user id, say), at most 256 bytes.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) attached: Option<String>,
 }
 
 /// Sign-ins this worker already parsed, keyed by their stored JSON exactly as the session holds it
@@ -147,6 +150,7 @@ impl SignedIn {
             checked_at: now,
             signed_in_at: now,
             profile: profile.map(capped),
+            attached: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::HttpResponse;
 use actix_wechat_auth::{
     emulator::{EmulatedUser, Emulator, Endpoint, Fault},
-    Lang, PageKind, WeChatConfigBuilder,
+    Lang, PageKind, SignInRefused, WeChatConfigBuilder,
 };
 use common::{query_pairs, Browser, Hop, Setup, Shape, WECHAT_UA};
 use reqwest::StatusCode;
@@ -35,6 +35,7 @@ fn chinese_sentence(kind: PageKind) -> &'static str {
         PageKind::CallbackUnreadable => "无法读取微信返回的登录信息",
         PageKind::Declined => "你已拒绝微信授权",
         PageKind::Snapshot => "使用完整服务",
+        PageKind::SignInRefused => "这个微信账号不能登录本网站",
         PageKind::CodeRejected => "微信未能确认这次登录",
         PageKind::ScopeNotGranted => "需要你的微信昵称和头像",
         PageKind::WeChatBusy => "微信系统繁忙",
@@ -131,6 +132,12 @@ async fn provoke(
             browser
                 .get_with(&hop.location.unwrap(), &header(&[], accept_language))
                 .await
+        }
+        PageKind::SignInRefused => {
+            let s = Setup::new(Shape::Routes, |c| {
+                tweak(c).on_sign_in(|_| async { Err(SignInRefused::because("not a member")) })
+            });
+            sign_in_ending(&s, "/info", &header(&[], accept_language)).await
         }
         PageKind::CodeRejected => {
             let s = Setup::new(Shape::Routes, tweak);

@@ -49,7 +49,7 @@ pub(crate) struct PageError {
 }
 
 impl PageError {
-    fn new(code: i64, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(code: i64, message: impl Into<Cow<'static, str>>) -> Self {
         PageError {
             code,
             message: message.into(),
@@ -135,12 +135,15 @@ pub(crate) fn validate(
 
     let scope = match get("scope") {
         None => return Err(PageError::new(10010, "scope 参数不能为空 (scope is empty)")),
-        Some(s) => Scope::parse(s).ok_or_else(|| {
-            PageError::new(
-                10005,
-                "此公众号并没有这些 scope 的权限 (no permission for this scope)",
-            )
-        })?,
+        // `snsapi_login` is a Website app's, on `/connect/qrconnect`.
+        Some(s) => Scope::parse(s)
+            .filter(|scope| *scope != Scope::Login)
+            .ok_or_else(|| {
+                PageError::new(
+                    10005,
+                    "此公众号并没有这些 scope 的权限 (no permission for this scope)",
+                )
+            })?,
     };
 
     let Some(state) = params.get("state") else {
@@ -202,12 +205,12 @@ pub(crate) fn error_page(code: i64, message: &str) -> Answer {
     answer
 }
 
-fn page_error(e: PageError) -> Answer {
+pub(crate) fn page_error(e: PageError) -> Answer {
     error_page(e.code, &e.message)
 }
 
 /// The openid in the `wxemu_user` cookie, if any.
-fn cookie_user(req: &HttpRequest) -> Option<String> {
+pub(crate) fn cookie_user(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get_all(actix_web::http::header::COOKIE)
         .filter_map(|v| v.to_str().ok())
@@ -218,7 +221,7 @@ fn cookie_user(req: &HttpRequest) -> Option<String> {
 }
 
 /// The openid in `X-Emulator-User`: `Ok(None)` when absent, `Err` when present but invalid.
-fn header_user(req: &HttpRequest) -> Result<Option<String>, Answer> {
+pub(crate) fn header_user(req: &HttpRequest) -> Result<Option<String>, Answer> {
     match req.headers().get(USER_HEADER) {
         None => Ok(None),
         Some(v) => match v.to_str() {
@@ -236,7 +239,7 @@ fn header_user(req: &HttpRequest) -> Result<Option<String>, Answer> {
     }
 }
 
-fn set_cookie(openid: &str) -> (&'static str, String) {
+pub(crate) fn set_cookie(openid: &str) -> (&'static str, String) {
     (
         "set-cookie",
         format!("{USER_COOKIE}={openid}; Path=/; Max-Age=31536000; SameSite=Lax"),
@@ -244,7 +247,7 @@ fn set_cookie(openid: &str) -> (&'static str, String) {
 }
 
 /// `redirect_uri` plus `code` (when allowed) and `state`, `&`-joined when it already has a query.
-fn callback_url(redirect_uri: &Url, code: Option<&str>, state: &str) -> String {
+pub(crate) fn callback_url(redirect_uri: &Url, code: Option<&str>, state: &str) -> String {
     let mut url = redirect_uri.clone();
     {
         let mut query = url.query_pairs_mut();
@@ -256,7 +259,7 @@ fn callback_url(redirect_uri: &Url, code: Option<&str>, state: &str) -> String {
     url.into()
 }
 
-fn redirect(location: String) -> Answer {
+pub(crate) fn redirect(location: String) -> Answer {
     let body = format!("<!DOCTYPE html><a href=\"{}\">Found</a>\n", attr(&location));
     let mut answer = Answer::html(StatusCode::FOUND, body);
     answer.headers.push(("location", location));

@@ -174,6 +174,7 @@ use serde::{Deserialize, Serialize};
 mod authorize;
 mod control;
 mod faults;
+mod qrconnect;
 mod server;
 mod sns;
 mod state;
@@ -184,6 +185,10 @@ use state::Shared;
 const DEFAULT_APPID: &str = "wx0123456789emu";
 /// The default (fake) appsecret of the emulator.
 const DEFAULT_SECRET: &str = "emu0secret0not0a0real0one0000000";
+/// The default appid of the emulated Website app: `wx0123456789web`.
+const DEFAULT_WEB_APPID: &str = "wx0123456789web";
+/// The default (fake) appsecret of the emulated Website app.
+const DEFAULT_WEB_SECRET: &str = "emu0web0secret0not0a0real0one000";
 
 /// A running WeChat emulator. Dropping it stops the server.
 ///
@@ -342,6 +347,55 @@ impl Emulator {
     /// ```
     pub fn add_user(&self, user: EmulatedUser) -> String {
         self.shared.add_user(user)
+    }
+
+    /// The appid of the Website app (网站应用) the emulator also plays.
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    /// let emu = Emulator::start().unwrap();
+    /// assert_eq!(emu.web_appid(), "wx0123456789web");
+    /// ```
+    pub fn web_appid(&self) -> &str {
+        &self.shared.config.web_appid
+    }
+
+    /// The Website app's fake appsecret.
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    /// let emu = Emulator::builder().website_app("wxweb", "web-secret").start().unwrap();
+    /// assert_eq!(emu.web_secret(), "web-secret");
+    /// ```
+    pub fn web_secret(&self) -> &str {
+        &self.shared.config.web_secret
+    }
+
+    /// The Website app's openid of the person whose Official Account openid is `openid` (openids
+    /// are per app; the unionid is the same).
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::{EmulatedUser, Emulator};
+    /// let emu = Emulator::start().unwrap();
+    /// let openid = emu.add_user(EmulatedUser::new("小明"));
+    /// let web = emu.website_openid(&openid).unwrap();
+    /// assert_ne!(web, openid);
+    /// ```
+    pub fn website_openid(&self, openid: &str) -> Option<String> {
+        self.shared.web_openid(openid)
+    }
+
+    /// Makes the person with this openid the one whose phone "scans" the next QR codes of the
+    /// Website app's sign-in (`None`: the browser's emulated user, as on the authorize page).
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::{EmulatedUser, Emulator};
+    /// let emu = Emulator::start().unwrap();
+    /// let openid = emu.add_user(EmulatedUser::new("小明"));
+    /// emu.scan_as(Some(&openid));
+    /// ```
+    pub fn scan_as(&self, openid: Option<&str>) {
+        self.shared.set_scanner(openid.map(str::to_owned));
     }
 
     /// The user with this openid (real openid, not a snapshot user's virtual one), if any.
@@ -527,6 +581,8 @@ impl Drop for Emulator {
 pub struct EmulatorBuilder {
     appid: String,
     secret: String,
+    web_appid: String,
+    web_secret: String,
     bind: SocketAddr,
     host_name: String,
     workers: usize,
@@ -544,6 +600,7 @@ impl fmt::Debug for EmulatorBuilder {
         f.debug_struct("EmulatorBuilder")
             .field("appid", &self.appid)
             .field("secret", &"<redacted>")
+            .field("web_appid", &self.web_appid)
             .field("bind", &self.bind)
             .field("host_name", &self.host_name)
             .field("workers", &self.workers)
@@ -573,6 +630,8 @@ impl Default for EmulatorBuilder {
         EmulatorBuilder {
             appid: DEFAULT_APPID.to_owned(),
             secret: DEFAULT_SECRET.to_owned(),
+            web_appid: DEFAULT_WEB_APPID.to_owned(),
+            web_secret: DEFAULT_WEB_SECRET.to_owned(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             host_name: "127.0.0.1".to_owned(),
             workers: 1,
@@ -615,6 +674,23 @@ impl EmulatorBuilder {
     /// ```
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.secret = secret.into();
+        self
+    }
+
+    /// The appid and appsecret of the Website app the emulator plays too (`/connect/qrconnect`,
+    /// and the sns endpoints under that appid). Default `wx0123456789web` and a fixed fake secret.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use actix_wechat_auth::emulator::Emulator;
+    ///
+    /// let emu = Emulator::builder().website_app("wxweb1111", "web-secret").start().unwrap();
+    /// assert_eq!(emu.web_appid(), "wxweb1111");
+    /// ```
+    pub fn website_app(mut self, appid: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.web_appid = appid.into();
+        self.web_secret = secret.into();
         self
     }
 
@@ -831,15 +907,18 @@ pub enum Endpoint {
     UserInfo,
     /// `GET /sns/auth` (token check).
     Auth,
+    /// `GET /connect/qrconnect` (the Website app's QR sign-in page, full-page or embedded).
+    QrConnect,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 5] = [
+    const ALL: [Endpoint; 6] = [
         Endpoint::Authorize,
         Endpoint::AccessToken,
         Endpoint::RefreshToken,
         Endpoint::UserInfo,
         Endpoint::Auth,
+        Endpoint::QrConnect,
     ];
 
     fn name(self) -> &'static str {
@@ -849,6 +928,7 @@ impl Endpoint {
             Endpoint::RefreshToken => "refresh_token",
             Endpoint::UserInfo => "userinfo",
             Endpoint::Auth => "auth",
+            Endpoint::QrConnect => "qrconnect",
         }
     }
 }

@@ -10,7 +10,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
 use super::state::{Config, Shared};
-use super::{authorize, control, sns, Emulator, EmulatorBuilder};
+use super::{authorize, control, qrconnect, sns, Emulator, EmulatorBuilder};
 
 /// How long `Drop` waits for the server thread to finish.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -32,6 +32,8 @@ pub(crate) fn start(builder: EmulatorBuilder) -> io::Result<Emulator> {
     let config = Config {
         appid: builder.appid,
         secret: builder.secret,
+        web_appid: builder.web_appid,
+        web_secret: builder.web_secret,
         open_base,
         auto_approve: builder.auto_approve,
         access_token_ttl: builder.access_token_ttl,
@@ -139,6 +141,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/sns/userinfo").route(web::get().to(sns::userinfo)))
     .service(web::resource("/sns/auth").route(web::get().to(sns::auth)))
     .service(web::resource("/_emulator/login").route(web::get().to(authorize::login)))
+    .service(web::resource("/connect/qrconnect").route(web::get().to(qrconnect::page)))
+    .service(web::resource("/connect/qrconnect/confirm").route(web::get().to(qrconnect::confirm)))
     .service(web::resource("/_emulator/avatar/{n}/{size}").route(web::get().to(authorize::avatar)))
     .service(
         web::resource("/_emulator/users")

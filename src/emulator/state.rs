@@ -65,11 +65,19 @@ pub(crate) fn valid_openid(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| B64URL.contains(&b))
 }
 
-/// The two web-authorization scopes.
+/// The web-authorization scopes: the Official Account's two, and the Website app's one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Scope {
     Base,
     UserInfo,
+    Login,
+}
+
+/// Which of the emulated apps a code, grant or call belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum App {
+    OfficialAccount,
+    Website,
 }
 
 impl Scope {
@@ -77,6 +85,7 @@ impl Scope {
         match s {
             "snsapi_base" => Some(Scope::Base),
             "snsapi_userinfo" => Some(Scope::UserInfo),
+            "snsapi_login" => Some(Scope::Login),
             _ => None,
         }
     }
@@ -85,6 +94,7 @@ impl Scope {
         match self {
             Scope::Base => "snsapi_base",
             Scope::UserInfo => "snsapi_userinfo",
+            Scope::Login => "snsapi_login",
         }
     }
 }
@@ -94,6 +104,9 @@ impl Scope {
 pub(crate) struct Config {
     pub appid: String,
     pub secret: String,
+    /// The Website app (网站应用) the emulator plays too.
+    pub web_appid: String,
+    pub web_secret: String,
     pub open_base: String,
     pub auto_approve: bool,
     pub access_token_ttl: Duration,
@@ -111,6 +124,8 @@ pub(crate) struct UserRecord {
     pub user: EmulatedUser,
     /// The virtual openid handed out while the user is in snapshot mode.
     pub virtual_openid: String,
+    /// The same person's openid for the Website app (openids are per app).
+    pub web_openid: String,
     /// Insertion order.
     pub seq: u64,
 }
@@ -118,6 +133,7 @@ pub(crate) struct UserRecord {
 #[derive(Debug, Clone)]
 pub(crate) struct CodeRecord {
     pub openid: String,
+    pub app: App,
     pub scope: Scope,
     pub expires_at: Instant,
     pub used: bool,
@@ -130,6 +146,7 @@ pub(crate) struct Grant {
     pub openid: String,
     /// The real user behind it.
     pub user_openid: String,
+    pub app: App,
     pub scope: Scope,
     pub unionid: Option<String>,
     pub snapshot: bool,
@@ -161,6 +178,8 @@ pub(crate) struct State {
     pub faults: Vec<FaultEntry>,
     pub calls: VecDeque<Call>,
     pub counts: HashMap<Endpoint, u64>,
+    /// Whose phone scans the next QR code (the Website app's sign-in), when set.
+    pub scanner: Option<String>,
     inserts: u64,
 }
 
@@ -413,6 +432,30 @@ impl Shared {
         state.counts.clear();
     }
 
+    /// The app named by a call's `appid`.
+    fn app_of(&self, params: &HashMap<String, String>) -> Result<App, ApiOutcome> {
+        match non_empty(params, "appid") {
+            None => Err(ApiOutcome::err(41002, None)),
+            Some(a) if a == self.config.appid => Ok(App::OfficialAccount),
+            Some(a) if a == self.config.web_appid => Ok(App::Website),
+            Some(_) => Err(ApiOutcome::err(40013, None)),
+        }
+    }
+
+    /// The person whose phone scans the next QR code.
+    pub(crate) fn set_scanner(&self, openid: Option<String>) {
+        self.lock().scanner = openid;
+    }
+
+    pub(crate) fn scanner(&self) -> Option<String> {
+        self.lock().scanner.clone()
+    }
+
+    /// The Website app's openid of the person with this (Official Account) openid.
+    pub(crate) fn web_openid(&self, openid: &str) -> Option<String> {
+        self.lock().users.get(openid).map(|r| r.web_openid.clone())
+    }
+
     /// Whether the user must see the consent page for `scope`.
     pub(crate) fn needs_consent(&self, openid: &str, scope: Scope) -> bool {
         if scope == Scope::Base || self.config.auto_approve {
@@ -434,8 +477,13 @@ impl Shared {
         self.lock().consents.insert((openid.to_owned(), scope));
     }
 
-    /// A new single-use code for the user and scope.
+    /// A new single-use code for the user and scope (of the Website app for `snsapi_login`).
     pub(crate) fn issue_code(&self, openid: &str, scope: Scope) -> String {
+        let app = if scope == Scope::Login {
+            App::Website
+        } else {
+            App::OfficialAccount
+        };
         let now = Instant::now();
         let mut state = self.lock();
         state.maybe_prune(now);
@@ -449,6 +497,7 @@ impl Shared {
             code.clone(),
             CodeRecord {
                 openid: openid.to_owned(),
+                app,
                 scope,
                 expires_at: deadline(now, self.config.code_ttl),
                 used: false,
@@ -460,14 +509,17 @@ impl Shared {
     /// `GET /sns/oauth2/access_token`.
     pub(crate) fn exchange_code(&self, params: &HashMap<String, String>) -> ApiOutcome {
         let cfg = &self.config;
-        match non_empty(params, "appid") {
-            None => return ApiOutcome::err(41002, None),
-            Some(a) if a != cfg.appid => return ApiOutcome::err(40013, None),
-            Some(_) => {}
-        }
+        let app = match self.app_of(params) {
+            Ok(app) => app,
+            Err(e) => return e,
+        };
+        let secret = match app {
+            App::OfficialAccount => &cfg.secret,
+            App::Website => &cfg.web_secret,
+        };
         match non_empty(params, "secret") {
             None => return ApiOutcome::err(41004, None),
-            Some(s) if s != cfg.secret => return ApiOutcome::err(40125, None),
+            Some(s) if s != secret => return ApiOutcome::err(40125, None),
             Some(_) => {}
         }
         if params.get("grant_type").map(String::as_str) != Some("authorization_code") {
@@ -479,6 +531,8 @@ impl Shared {
         let now = Instant::now();
         let mut state = self.lock();
         let record = match state.codes.get_mut(code) {
+            // A code is valid only for the app whose page issued it.
+            Some(r) if r.app != app => return ApiOutcome::err(40029, None),
             None => return ApiOutcome::err(40029, None),
             Some(r) if r.used => return ApiOutcome::err(40163, Some(r.openid.clone())),
             Some(r) if now >= r.expires_at => {
@@ -492,13 +546,15 @@ impl Shared {
         let Some(user) = state.users.get(&record.openid).cloned() else {
             return ApiOutcome::err(40029, None);
         };
-        let snapshot = user.user.snapshot;
-        let openid = if snapshot {
-            user.virtual_openid.clone()
-        } else {
-            record.openid.clone()
+        let snapshot = user.user.snapshot && app == App::OfficialAccount;
+        let openid = match app {
+            _ if snapshot => user.virtual_openid.clone(),
+            App::OfficialAccount => record.openid.clone(),
+            App::Website => user.web_openid.clone(),
         };
-        let unionid = if record.scope == Scope::UserInfo && cfg.open_platform_bound && !snapshot {
+        // An Official Account has unionids only once bound, and only for snsapi_userinfo; a
+        // Website app's snsapi_login grant always carries it when bound.
+        let unionid = if record.scope != Scope::Base && cfg.open_platform_bound && !snapshot {
             Some(state.unionid_of(&record.openid))
         } else {
             None
@@ -506,6 +562,7 @@ impl Shared {
         let grant = Grant {
             openid: openid.clone(),
             user_openid: record.openid.clone(),
+            app,
             scope: record.scope,
             unionid,
             snapshot,
@@ -534,11 +591,10 @@ impl Shared {
     /// `GET /sns/oauth2/refresh_token`.
     pub(crate) fn refresh(&self, params: &HashMap<String, String>) -> ApiOutcome {
         let cfg = &self.config;
-        match non_empty(params, "appid") {
-            None => return ApiOutcome::err(41002, None),
-            Some(a) if a != cfg.appid => return ApiOutcome::err(40013, None),
-            Some(_) => {}
-        }
+        let app = match self.app_of(params) {
+            Ok(app) => app,
+            Err(e) => return e,
+        };
         if params.get("grant_type").map(String::as_str) != Some("refresh_token") {
             return ApiOutcome::err(40002, None);
         }
@@ -548,6 +604,7 @@ impl Shared {
         let now = Instant::now();
         let mut state = self.lock();
         let record = match state.refresh_tokens.get(refresh_token) {
+            Some(r) if r.grant.app != app => return ApiOutcome::err(40030, None),
             None => return ApiOutcome::err(40030, None),
             Some(r) if now >= r.expires_at => {
                 return ApiOutcome::err(42002, Some(r.grant.openid.clone()))
@@ -603,7 +660,7 @@ impl Shared {
             Err(e) => return e,
         };
         let openid = Some(grant.openid.clone());
-        if grant.scope != Scope::UserInfo {
+        if grant.scope == Scope::Base {
             return ApiOutcome::err(48001, openid);
         }
         match params.get("lang").map(String::as_str) {
@@ -676,16 +733,19 @@ impl State {
         user.openid = Some(openid.clone());
         self.user_seq += 1;
         let seq = self.user_seq;
-        let virtual_openid = self
-            .users
-            .get(&openid)
+        let existing = self.users.get(&openid);
+        let virtual_openid = existing
             .map(|r| r.virtual_openid.clone())
+            .unwrap_or_else(random_openid);
+        let web_openid = existing
+            .map(|r| r.web_openid.clone())
             .unwrap_or_else(random_openid);
         self.users.insert(
             openid.clone(),
             UserRecord {
                 user,
                 virtual_openid,
+                web_openid,
                 seq,
             },
         );

@@ -105,6 +105,8 @@ async fn show(user: WeChatUser) -> HttpResponse {
         "nickname": profile.map(|p| p.nickname.as_str()),
         "headimgurl": profile.map(|p| p.headimgurl.as_str()),
         "access_token": user.access_token().secret(),
+        "app": user.app().as_str(),
+        "attached": user.attached(),
     }))
 }
 
