@@ -407,9 +407,15 @@ impl Page {
         let text = self.text();
         let escape = |s: &str| html_escape::encode_text(s).into_owned();
         let extra = self.extra_html(nonce);
+        // On the QR page the link is a fallback, not the way forward: a plain link.
+        let class = if self.kind == PageKind::QrSignIn {
+            "link"
+        } else {
+            "btn"
+        };
         let action = match (text.action, &self.link) {
             (Some(label), Some(link)) => format!(
-                r#"<a class="btn" id="action" href="{}">{}</a>"#,
+                r#"<a class="{class}" id="action" href="{}">{}</a>"#,
                 html_escape::encode_double_quoted_attribute(link),
                 escape(label)
             ),
@@ -598,11 +604,12 @@ text-align:center}\
 .icon{width:64px;height:64px;margin:0 auto 32px;display:block}\
 h1{font-size:22px;font-weight:500;margin:0 0 12px;overflow-wrap:anywhere}\
 .desc{font-size:17px;color:var(--desc);margin:0 0 40px;overflow-wrap:anywhere}\
-.btn{display:block;width:184px;max-width:100%;margin:0 auto;padding:12px 24px;border-radius:8px;\
+.btn{display:block;width:fit-content;min-width:184px;max-width:100%;margin:0 auto;padding:12px 24px;border-radius:8px;\
 background:var(--btn);color:#fff;font-size:17px;font-weight:500;text-decoration:none;\
 -webkit-tap-highlight-color:transparent}\
 .btn:active{background:var(--btn-active)}\
 .code{margin:32px 0 0;font-size:12px;color:var(--code)}\
+.link{font-size:14px;color:#576b95;text-decoration:none}\
 .qr{display:block;margin:0 auto 24px;width:300px;max-width:100%;height:400px;border:0;overflow:hidden}\
 div.qr{width:220px;height:auto;padding:8px;background:#fff;border-radius:8px}\
 div.qr svg{display:block;width:100%;height:auto}\

@@ -42,6 +42,21 @@ const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) 
     AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) \
     NetType/WIFI Language/zh_CN";
 
+/// Chrome on an Android phone: outside WeChat.
+const PHONE_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
+/// Chrome on a laptop.
+const DESKTOP_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+/// What Chromium pretends to be.
+#[derive(Debug, Clone, Copy)]
+enum Device {
+    WeChatPhone,
+    Phone,
+    Desktop,
+}
+
 /// How long any one thing may take to happen (a page, a process, an element).
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -64,6 +79,132 @@ const SITE_VARS: [&str; 12] = [
 // ---------------------------------------------------------------------------------------------
 // The browser tests
 // ---------------------------------------------------------------------------------------------
+
+/// Every browser signs in to the sample site: a laptop's Chromium scans the Website app's QR code
+/// in WeChat's embedded frame and lands signed in with the unionid of the same person's WeChat
+/// sign-in; a phone browser outside WeChat sees the open-in-WeChat page, whose QR code decodes to
+/// the page's URL. With `UPDATE_SCREENSHOT=1` both pages are written to `docs/`.
+#[actix_web::test]
+async fn every_browser_in_chromium() {
+    let (chromium, chromedriver) = browser_paths();
+    let emu = Emulator::builder()
+        .host_name("localhost")
+        .appid("wxh5browsertest")
+        .secret("h5-browser-test-secret")
+        .start()
+        .expect("start the WeChat emulator");
+    let site = Site::start(
+        "every-browser",
+        &[
+            ("WECHAT_APPID", emu.appid().to_owned()),
+            ("WECHAT_SECRET", emu.secret().to_owned()),
+            ("WECHAT_WEB_APPID", emu.web_appid().to_owned()),
+            ("WECHAT_WEB_SECRET", emu.web_secret().to_owned()),
+            ("WECHAT_OPEN_BASE", emu.open_base()),
+            ("WECHAT_API_BASE", emu.api_base()),
+        ],
+    );
+    // The person signs in inside WeChat first (over HTTP, WeChat's User-Agent).
+    let phone_in_wechat = http_client();
+    sign_in_over_http(&phone_in_wechat, &site.url).await;
+    let me: Value = phone_in_wechat
+        .get(format!("{}/api/me", site.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (openid, unionid) = (
+        me["openid"].as_str().unwrap(),
+        me["unionid"].as_str().unwrap(),
+    );
+    emu.scan_as(Some(openid));
+
+    let driver = ChromeDriver::start(&chromedriver);
+    let laptop = driver.connect_as(&chromium, Device::Desktop).await;
+    let outcome = AssertUnwindSafe(laptop_flow(&laptop, &emu, &site, openid, unionid))
+        .catch_unwind()
+        .await;
+    let _ = laptop.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    let phone = driver.connect_as(&chromium, Device::Phone).await;
+    let outcome = AssertUnwindSafe(phone_flow(&phone, &site))
+        .catch_unwind()
+        .await;
+    let _ = phone.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn laptop_flow(browser: &Client, emu: &Emulator, site: &Site, openid: &str, unionid: &str) {
+    let shots = Shots::new();
+    browser.goto(&format!("{}/", site.url)).await.unwrap();
+    // Our page (under the site's X-Frame-Options: DENY) embeds WeChat's frame.
+    wait_for(browser, "iframe#qr-frame").await;
+    let title = browser.title().await.unwrap();
+    assert_eq!(title, "微信扫码登录");
+    eventually(browser, "the QR frame's content", |b| async move {
+        b.clone().enter_frame(0).await.ok()?;
+        let found = b.find(Locator::Id("scan")).await.is_ok();
+        b.clone().enter_parent_frame().await.ok()?;
+        found.then_some(())
+    })
+    .await;
+    shots.take(browser, "qr-sign-in").await;
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        shots.copy(
+            "qr-sign-in",
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/qr-sign-in.png"),
+        );
+    }
+    // The phone "scans": the frame moves the top window to the callback.
+    browser.clone().enter_frame(0).await.unwrap();
+    browser
+        .find(Locator::Id("scan"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.clone().enter_parent_frame().await.ok();
+    wait_for(browser, "#unionid").await;
+    assert_eq!(
+        text_of(browser, "#unionid").await,
+        unionid,
+        "one person, one unionid"
+    );
+    let web_openid = emu.website_openid(openid).unwrap();
+    assert_eq!(text_of(browser, "#openid").await, web_openid);
+    assert_ne!(web_openid, openid);
+    let url = browser.current_url().await.unwrap();
+    assert_eq!(url.as_str(), format!("{}/#", site.url));
+}
+
+async fn phone_flow(browser: &Client, site: &Site) {
+    let shots = Shots::new();
+    let page = format!("{}/quick?from=a-shared-link", site.url);
+    browser.goto(&page).await.unwrap();
+    wait_for(browser, "#page-qr svg").await;
+    assert_eq!(text_of(browser, "#page-url").await, page);
+    shots.take(browser, "open-in-wechat").await;
+    let png = fs::read(shots.dir.join("open-in-wechat.png")).unwrap();
+    let image = image::load_from_memory(&png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(image);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code on the page");
+    let (_, decoded) = grids[0].decode().expect("the QR code decodes");
+    assert_eq!(decoded, page, "the QR code is the page's own URL");
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        shots.copy(
+            "open-in-wechat",
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/open-in-wechat.png"),
+        );
+    }
+}
 
 /// The crate's own pages in Chromium, as a WeChat user in China sees them: an SPA's `#hash`
 /// route kept through the sign-in, then the pages of a sign-in that cannot go on. With
@@ -619,8 +760,18 @@ impl ChromeDriver {
     }
 
     async fn connect(&self, chromium: &Path) -> Client {
-        fs::create_dir_all(&self.profile).unwrap();
-        let capabilities = json!({
+        self.connect_as(chromium, Device::WeChatPhone).await
+    }
+
+    async fn connect_as(&self, chromium: &Path, device: Device) -> Client {
+        let profile = self.profile.join(format!("{device:?}"));
+        fs::create_dir_all(&profile).unwrap();
+        let (ua, width, height, mobile) = match device {
+            Device::WeChatPhone => (WECHAT_UA, 375, 667, true),
+            Device::Phone => (PHONE_UA, 375, 667, true),
+            Device::Desktop => (DESKTOP_UA, 1024, 768, false),
+        };
+        let mut capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
@@ -635,19 +786,21 @@ impl ChromeDriver {
                     "--disable-component-update",
                     "--disable-sync",
                     "--hide-scrollbars",
-                    "--window-size=375,667",
-                    format!("--user-agent={WECHAT_UA}"),
+                    format!("--window-size={width},{height}"),
+                    format!("--user-agent={ua}"),
                     "--lang=zh-CN",
-                    format!("--user-data-dir={}", self.profile.display()),
+                    format!("--user-data-dir={}", profile.display()),
                 ],
                 // A WeChat user in mainland China: the crate's pages come in Simplified Chinese.
                 "prefs": { "intl.accept_languages": "zh-CN,zh" },
-                "mobileEmulation": {
-                    "deviceMetrics": { "width": 375, "height": 667, "pixelRatio": 2.0, "touch": true },
-                    "userAgent": WECHAT_UA,
-                },
             },
         });
+        if mobile {
+            capabilities["goog:chromeOptions"]["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+                "userAgent": ua,
+            });
+        }
         let Value::Object(capabilities) = capabilities else {
             unreachable!()
         };
@@ -874,6 +1027,70 @@ async fn h5_with_redis_url_shares_sessions_between_instances() {
     // Signing out on B ends the session on A as well.
     http.get(format!("{}/logout", b.url)).send().await.unwrap();
     assert_eq!(me(&a.url).await.unwrap().status(), 401);
+}
+
+/// The sample's contract for browsers outside WeChat: never a redirect to the Official Account's
+/// authorize page; with a Website app one full-page QR sign-in link of exactly WeChat's five
+/// parameters; without one, the page's absolute URL and an inline QR code of it.
+#[actix_web::test]
+async fn h5_serves_browsers_outside_wechat() {
+    let get = |url: String, ua: &'static str| async move {
+        let res = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(ua)
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let kind = res.headers()["content-type"].to_str().unwrap().to_owned();
+        (status, kind, res.text().await.unwrap())
+    };
+    // The embedded emulator: a Website app too.
+    let site = Site::start("website-app", &[]);
+    let (status, kind, body) = get(format!("{}/", site.url), DESKTOP_UA).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(kind.starts_with("text/html"));
+    let links: Vec<String> = body
+        .split("<a ")
+        .skip(1)
+        .filter_map(|a| a.split("href=\"").nth(1)?.split('"').next())
+        .map(|h| html_escape::decode_html_entities(h).into_owned())
+        .filter(|h| h.contains("/connect/qrconnect"))
+        .collect();
+    assert_eq!(links.len(), 1, "{body}");
+    let link = url::Url::parse(&links[0]).unwrap();
+    let names: Vec<String> = link.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(
+        names,
+        ["appid", "redirect_uri", "response_type", "scope", "state"]
+    );
+    assert_eq!(link.fragment(), Some("wechat_redirect"));
+    assert!(links[0].contains("appid=wx0123456789web&"), "{}", links[0]);
+    assert!(!body.contains("/connect/oauth2/authorize"));
+
+    // A Website app only when both variables are set: here none.
+    let emu = Emulator::builder().start().unwrap();
+    let site = Site::start(
+        "no-website-app",
+        &[
+            ("WECHAT_APPID", emu.appid().to_owned()),
+            ("WECHAT_SECRET", emu.secret().to_owned()),
+            ("WECHAT_OPEN_BASE", emu.open_base()),
+            ("WECHAT_API_BASE", emu.api_base()),
+        ],
+    );
+    for ua in [DESKTOP_UA, PHONE_UA] {
+        let page = format!("{}/quick?x=1&y=%3Cz%3E", site.url);
+        let (status, kind, body) = get(page.clone(), ua).await;
+        assert_eq!(status, 200, "{ua}: {body}");
+        assert!(kind.starts_with("text/html"));
+        assert!(body.contains(&*html_escape::encode_text(&page)), "{body}");
+        assert!(body.contains("<svg"), "{body}");
+        assert!(!body.contains("/connect/"), "{body}");
+    }
 }
 
 /// A WeChat test account reaching a laptop over the LAN: plain http off loopback, opted in, with a

@@ -159,19 +159,17 @@ pub(crate) async fn page(req: HttpRequest, shared: web::Data<Shared>) -> HttpRes
 
 /// A QR-like placeholder and the two buttons a phone's scan stands for.
 fn qr_page(shared: &Shared, request: &QrRequest) -> Answer {
-    let hidden = |name: &str, value: &str| {
-        format!(
-            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-            attr(value)
-        )
+    // Links rather than a form: WeChat's frame is sandboxed without `allow-forms`.
+    let confirm = |action: &str| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("appid", &shared.config.web_appid)
+            .append_pair("redirect_uri", &request.redirect_uri_raw)
+            .append_pair("scope", "snsapi_login")
+            .append_pair("state", &request.state)
+            .append_pair("action", action)
+            .finish();
+        attr(&format!("/connect/qrconnect/confirm?{query}")).into_owned()
     };
-    let fields = [
-        hidden("appid", &shared.config.web_appid),
-        hidden("redirect_uri", &request.redirect_uri_raw),
-        hidden("scope", "snsapi_login"),
-        hidden("state", &request.state),
-    ]
-    .concat();
     // The default moves the top window (the frame is cross-origin: the page's sandbox must allow
     // top navigation); `self_redirect=true` keeps the callback inside the frame.
     let target = if request.self_redirect {
@@ -199,16 +197,15 @@ main{{padding:{pad}px 12px}}
 h1{{font-size:18px;font-weight:500;margin:0 0 12px}}
 svg{{width:180px;height:180px;background:#fff;padding:8px;border:1px solid #e5e5e5}}
 p{{color:#7f7f7f;font-size:13px}}
-button{{width:180px;margin:6px auto;display:block;padding:9px;border:0;border-radius:6px;font-size:15px}}
+a.btn{{width:180px;margin:6px auto;display:block;padding:9px;border-radius:6px;font-size:15px;text-decoration:none}}
 #scan{{background:#07c160;color:#fff}}#deny{{background:#f2f2f2;color:#06ae56}}
 </style></head><body><main>
 <h1>微信登录</h1>
 <svg viewBox="0 0 9 9" id="qr" aria-label="QR">{cells}</svg>
 <p>使用微信扫一扫登录 <code id="web-appid">{appid}</code></p>
-<form id="scan-form" method="get" action="/connect/qrconnect/confirm" target="{target}">{fields}
-<button type="submit" name="action" value="allow" id="scan">用微信扫码 (scan with WeChat)</button>
-<button type="submit" name="action" value="deny" id="deny">拒绝 (deny)</button>
-</form></main></body></html>
+<a class="btn" id="scan" href="{allow}" target="{target}">用微信扫码 (scan with WeChat)</a>
+<a class="btn" id="deny" href="{deny}" target="{target}">拒绝 (deny)</a>
+</main></body></html>
 "#,
         bg = if request.embedded {
             "transparent"
@@ -217,6 +214,8 @@ button{{width:180px;margin:6px auto;display:block;padding:9px;border:0;border-ra
         },
         pad = if request.embedded { 8 } else { 48 },
         appid = text(&shared.config.web_appid),
+        allow = confirm("allow"),
+        deny = confirm("deny"),
     );
     Answer::html(StatusCode::OK, body)
 }
