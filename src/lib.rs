@@ -1,10 +1,17 @@
-//! WeChat web sign-in (微信网页授权, OAuth 2.0 for Official Accounts) for actix-web 4, as one
-//! middleware.
+//! WeChat sign-in for actix-web 4, as one middleware: 微信网页授权 (OAuth 2.0 for Official
+//! Accounts) inside WeChat, and a Website app's QR sign-in (网站应用微信登录) outside it.
 //!
-//! - [`WeChatAuth`] sends anonymous page requests to WeChat's authorize page (parameters in
-//!   WeChat's order, `connect_redirect=1`, `#wechat_redirect`, a random single-use CSRF `state`),
-//!   answers API requests with a 401 JSON instead, handles the callback, keeps the tokens in the
-//!   actix-session session, checks them with `/sns/auth` and refreshes them as requests come in.
+//! - [`WeChatAuth`] picks the sign-in [`Flow`] for each [`Browser`]: WeChat's browsers go to the
+//!   Official Account's authorize page (parameters in WeChat's order, `#wechat_redirect`, a random
+//!   single-use CSRF `state`); desktop browsers get a page embedding WeChat's QR code when a
+//!   [Website app](WeChatConfigBuilder::website_app) is configured; other browsers a page saying
+//!   to open the link in WeChat, with a QR code of it. API requests get a 401 JSON instead. It
+//!   handles the callback, keeps the tokens in the actix-session session, checks them with
+//!   `/sns/auth` and refreshes them as requests come in, with each app's credentials.
+//! - Store users by [`WeChatUser::unionid`]: one value for a person across the apps bound to one
+//!   Open Platform account (the openid differs per app). The
+//!   [sign-in hook](WeChatConfigBuilder::on_sign_in) refuses a sign-in or attaches the app's own
+//!   value to it.
 //! - [`WeChatUser`] is the extractor handlers take (or `Option<WeChatUser>`).
 //! - The `emulator` feature brings an embedded WeChat (authorize page + sns API) on a real port,
 //!   so that an app and its tests run without a WeChat account.
