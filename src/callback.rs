@@ -153,6 +153,7 @@ async fn sign_in(
     let user = stronger_grant(
         store.signed_in(&config.settings.apps),
         SignedIn::new(app, tokens, profile, now),
+        &config.settings.upkeep,
     );
     let granted = user.scope;
     let user = attach(config, user).await.map_err(page)?;
@@ -193,7 +194,7 @@ fn lost_state(
         HttpResponse::Found()
             .insert_header((
                 header::LOCATION,
-                config.authorize_url_with(scope, &state, "wxr=1"),
+                config.authorize_url_with(scope, &state, "wxr=1", Browser::of(req.headers())),
             ))
             .insert_header(header::CacheControl(vec![CacheDirective::NoStore]))
             .finish(),
@@ -232,9 +233,21 @@ const MAX_ATTACHED: usize = 256;
 /// The sign-in to keep when this browser is already signed in: a weaker grant finishing after a
 /// stronger one of the same person (a `snsapi_base` tab completing after a `snsapi_userinfo` one)
 /// must not take the profile away and bring the consent page back. Another openid replaces it.
-fn stronger_grant(current: Option<SignedIn>, new: SignedIn) -> SignedIn {
+fn stronger_grant(
+    current: Option<SignedIn>,
+    new: SignedIn,
+    upkeep: &crate::config::UpkeepSettings,
+) -> SignedIn {
+    let usable = |user: &SignedIn| {
+        crate::upkeep::decide(user, new.checked_at, upkeep) != crate::upkeep::Upkeep::Over
+    };
     match current {
-        Some(current) if current.openid == new.openid && current.scope > new.scope => {
+        Some(current)
+            if current.appid == new.appid
+                && current.openid == new.openid
+                && current.scope > new.scope
+                && usable(&current) =>
+        {
             debug!(
                 "keeping the {} grant over a new {} one",
                 current.scope, new.scope

@@ -99,6 +99,10 @@ pub enum ConfigError {
          test network"
     )]
     InsecureHttp(&'static str),
+    /// `snsapi_login` is a Website app's scope, not one an Official Account can ask for: set
+    /// [`website_app`](WeChatConfigBuilder::website_app) instead.
+    #[error("scope: snsapi_login is a Website app's scope; the Official Account asks for snsapi_base or snsapi_userinfo")]
+    OfficialAccountScope,
     /// A certificate given to [`trust_root_certificate`](WeChatConfigBuilder::trust_root_certificate)
     /// is not a DER-encoded X.509 CA certificate.
     #[error("trust_root_certificate: not a DER-encoded X.509 certificate")]
@@ -515,6 +519,7 @@ impl WeChatConfig {
         scope: Scope,
         state: &CsrfState,
         redirect_query: &str,
+        browser: Browser,
     ) -> String {
         let site = &self.settings.site;
         let redirect_uri = format!("{}?{redirect_query}", site.redirect_uri);
@@ -522,7 +527,7 @@ impl WeChatConfig {
             "{}{}&response_type=code&scope={scope}{}",
             site.authorize_base,
             utf8_percent_encode(&redirect_uri, URI_COMPONENT),
-            self.authorize_tail(state, Browser::WeChat)
+            self.authorize_tail(state, browser)
         )
     }
 
@@ -915,7 +920,7 @@ impl WeChatConfigBuilder {
     }
 
     /// Sends desktop browsers to WeChat's full-page QR sign-in instead of the crate's page that
-    /// embeds it (default false).
+    /// embeds it (default false). A [`flow_policy`](Self::flow_policy) decides instead, when set.
     pub fn website_qr_full_page(mut self, full_page: bool) -> Self {
         self.sign_in.qr_full_page = full_page;
         self
@@ -989,6 +994,18 @@ impl WeChatConfigBuilder {
     pub fn build(mut self) -> Result<WeChatConfig, ConfigError> {
         for app in &self.apps {
             app.validate()?;
+        }
+        if self
+            .apps
+            .iter()
+            .skip(1)
+            .any(|a| a.appid == self.apps[0].appid)
+        {
+            // Sign-ins are told apart by appid: one appid for two apps would lose them.
+            return Err(ConfigError::InvalidAppId);
+        }
+        if self.sign_in.scope == Scope::Login {
+            return Err(ConfigError::OfficialAccountScope);
         }
         if !is_route_path(&self.sign_in.callback_path) {
             return Err(ConfigError::InvalidCallbackPath);
@@ -1283,6 +1300,20 @@ mod tests {
                 .err(),
             Some(ConfigError::InvalidCertificate)
         );
+    }
+
+    #[test]
+    fn app_mix_ups_are_refused() {
+        assert_eq!(
+            builder().website_app("wx1234", "other").build().err(),
+            Some(ConfigError::InvalidAppId),
+            "one appid for both apps"
+        );
+        assert_eq!(
+            builder().scope(Scope::Login).build().err(),
+            Some(ConfigError::OfficialAccountScope)
+        );
+        assert!(builder().website_app("wxweb", "s").build().is_ok());
     }
 
     #[test]

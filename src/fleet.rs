@@ -5,8 +5,8 @@
 //! the instance that takes a short Redis lock calls WeChat and publishes the outcome under a result
 //! key that the others look for. The lock expires by itself (its holder may die). Waiting is
 //! bounded: a waiter looks again after 25 ms, then twice as long each time (with jitter, so that
-//! waiters do not poll in step) up to 400 ms, and gives up at the request deadline
-//! (`request_timeout`) with a timeout, as its own call would have. When Redis cannot be used the
+//! waiters do not poll in step) up to 400 ms, for at most `request_timeout`. Past that (the holder
+//! is slow, or was dropped and its lock not yet expired), and when Redis cannot be used, the
 //! instance calls on its own: a duplicate call is harmless, a stuck sign-in is not.
 //!
 //! Keys are `wechat-auth:{appid}:{kind}:{SHA-256 of the tokens}`, never the tokens. Published new
@@ -164,11 +164,11 @@ impl Fleet {
                 Ok(false) => {
                     let now = Instant::now();
                     if now >= give_up_at {
-                        warn!(
+                        let why = format!(
                             "another instance's {} took longer than the request deadline",
                             kind.lock
                         );
-                        return Err(ErrorKind::UpstreamTimeout);
+                        return on_our_own(call, &why).await;
                     }
                     sleep(jittered(wait).min(give_up_at - now)).await;
                     wait = (wait * 2).min(MAX_POLL);

@@ -23,6 +23,9 @@ use crate::error::ErrorKind;
 
 /// Old entries are swept at most this often, so a call does not scan every user's entry.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// A flight never completed (every request waiting on it was dropped) is forgotten after this
+/// long: longer than any call can take, with its deadlines and retries.
+const ABANDONED_AFTER: Duration = Duration::from_secs(300);
 
 struct Flight<V> {
     started: Instant,
@@ -40,8 +43,13 @@ impl<V> Flight<V> {
     }
 
     fn over(&self) -> bool {
-        // In flight: never over. Done: over once remembered long enough.
-        self.outcome.initialized() && self.started.elapsed() >= self.remember
+        // Done: over once remembered long enough. In flight: over only when abandoned (every
+        // caller dropped), so that its entry does not stay for good.
+        if self.outcome.initialized() {
+            self.started.elapsed() >= self.remember
+        } else {
+            self.started.elapsed() >= ABANDONED_AFTER
+        }
     }
 }
 

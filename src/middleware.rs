@@ -103,7 +103,8 @@ impl WeChatAuth {
     }
 
     /// An instance of the same configuration requiring `scope`: wrap the parts of an app that
-    /// need more (or less) than the rest. A `snsapi_base` session that reaches a
+    /// need more (or less) than the rest. (`Scope::Login` counts as `Scope::UserInfo`: a Website
+    /// app's sign-in satisfies both, and WeChat's browsers can only ask for the latter.) A `snsapi_base` session that reaches a
     /// `snsapi_userinfo` route is sent to authorize again. The callback path is answered by
     /// whichever instance sees it, so one must cover it (an App-level
     /// [`optional`](Self::optional) instance does).
@@ -122,6 +123,9 @@ impl WeChatAuth {
     /// # Ok::<(), actix_wechat_auth::ConfigError>(())
     /// ```
     pub fn require(&self, scope: Scope) -> Self {
+        // Every sign-in satisfies `snsapi_login` but a Website app's would be the only one
+        // accepted, and WeChat's browsers cannot do it: requiring it is requiring the profile.
+        let scope = scope.min(Scope::UserInfo);
         Self {
             shared: Arc::clone(&self.shared),
             requirement: Requirement::Scope(scope),

@@ -84,7 +84,8 @@ pub(crate) struct PendingCookies<'a> {
 }
 
 impl<'a> PendingCookies<'a> {
-    /// Reads the request's pending sign-ins; unreadable or expired ones are removed.
+    /// Reads the request's pending sign-ins (unreadable or expired ones are not this browser's
+    /// pending sign-ins of this configuration).
     pub(crate) fn of(site: &'a Site, sign_in: &SignInSettings, req: &ServiceRequest) -> Self {
         let mut this = Self {
             site,
@@ -95,9 +96,10 @@ impl<'a> PendingCookies<'a> {
         };
         if let Ok(cookies) = req.cookies() {
             for cookie in cookies.iter().filter(|c| c.name().starts_with(WAITING)) {
-                match this.open(cookie.clone()) {
-                    Some(pending) => this.waiting.push((cookie.name().to_owned(), pending)),
-                    None => this.remove(cookie.name().to_owned(), this.waiting_path()),
+                // An unreadable one may be another configuration's on the same site, or written
+                // with a key being rotated in: left alone, it expires by its `Max-Age`.
+                if let Some(pending) = this.open(cookie.clone()) {
+                    this.waiting.push((cookie.name().to_owned(), pending));
                 }
             }
         }

@@ -142,6 +142,28 @@
 //! [snapshot users](EmulatedUser::snapshot). The refresh answer has the same fields **without
 //! `unionid`** (as in WeChat's documentation) but keeps `is_snapshotuser`.
 //!
+//! # The Website app (网站应用): QR sign-in
+//!
+//! The emulator also plays a Website app of the Open Platform ([`EmulatorBuilder::website_app`],
+//! default appid `wx0123456789web`):
+//!
+//! * `GET /connect/qrconnect?appid&redirect_uri&response_type=code&scope=snsapi_login&state` (in
+//!   this order; `snsapi_login` is the only scope, else 10005; the Official Account's appid is
+//!   10002) shows a QR-like placeholder with two links: `id="scan"` (a phone scans and confirms)
+//!   and `id="deny"`. The embedded variant that WeChat's wxLogin.js builds (`login_type=jssdk`,
+//!   `self_redirect`, `styletype`, `sizetype`, `bgcolor`, `rst`, `style`, `href`, `stylelite`,
+//!   `fast_login`, `lang`, in any order) is the same page for a frame: its links move the top
+//!   window unless `self_redirect=true`. Links, not a form: the frame is sandboxed without
+//!   `allow-forms`.
+//! * `GET /connect/qrconnect/confirm?appid&redirect_uri&scope&state&action=allow|deny`: allow
+//!   issues a `snsapi_login` code (302 `redirect_uri?code&state`), deny comes back with `state`
+//!   only. The phone that scans is the user set with [`Emulator::scan_as`], else the browser's
+//!   emulated user (as on the authorize page).
+//! * The sns endpoints answer under the Website app's appid and secret with the same quirks and
+//!   faults; a code or refresh token of one app is unknown to the other (40029 / 40030). A person
+//!   has another openid in the Website app ([`Emulator::website_openid`]) and the same unionid,
+//!   which the Website app's grants always carry when [`EmulatorBuilder::open_platform_bound`].
+//!
 //! # HTTP control endpoints (for out-of-process drivers)
 //!
 //! | request | body | answer |
@@ -155,7 +177,7 @@
 //! | `GET /_emulator/calls` | | `[Call…]`, see [`Call`] |
 //! | `DELETE /_emulator/calls` | | `{"ok":true}` (same as [`Emulator::reset_calls`]) |
 //! | `GET /_emulator/stats` | | `{"connections":N,"users":N,"calls":{"authorize":N,"access_token":N,"refresh_token":N,"userinfo":N,"auth":N}}` |
-//! | `GET /_emulator/login?openid=X&next=URL` | | sets the `wxemu_user` cookie, 302 to `next` |
+//! | `GET /_emulator/login?openid=X&next=URL` | | sets the `wxemu_user` cookie, 302 to `next` (a path on the emulator, the `redirect_domain`, or a loopback host) |
 //! | `GET /_emulator/avatar/{n}/{size}` | | an SVG avatar (`size` 0, 46, 64, 96 or 132) |
 //!
 //! Endpoint names are `authorize`, `access_token`, `refresh_token`, `userinfo`, `auth`. Faults are
