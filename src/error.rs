@@ -282,15 +282,7 @@ impl ResponseError for Error {
         };
         let headers = res.headers_mut();
         if self.reply.format == Format::Json {
-            // Nothing personal is cached, and no `Referer` of the URL (a callback's code).
-            headers.insert(
-                header::CACHE_CONTROL,
-                header::HeaderValue::from_static("no-store"),
-            );
-            headers.insert(
-                header::REFERRER_POLICY,
-                header::HeaderValue::from_static("no-referrer"),
-            );
+            pages::keep_private(headers);
         }
         if self.kind == ErrorKind::Throttled {
             // The per-openid budgets start over with the next minute.

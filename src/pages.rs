@@ -503,6 +503,17 @@ pub(crate) fn show(page: &Page, renderer: Option<&PageRenderer>) -> HttpResponse
         None => page.default_response(),
     };
     let headers = res.headers_mut();
+    keep_private(headers);
+    if matches!(page.kind, PageKind::QrSignIn | PageKind::OpenInWeChat) {
+        // Which of these pages a URL answers depends on the browser.
+        headers.insert(header::VARY, header::HeaderValue::from_static("User-Agent"));
+    }
+    res
+}
+
+/// What every answer of the middleware's own carries: nothing personal (or a `state`) cached, and
+/// no `Referer` of its URL (a callback's code) on what loads next.
+pub(crate) fn keep_private(headers: &mut header::HeaderMap) {
     headers.insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
@@ -511,11 +522,6 @@ pub(crate) fn show(page: &Page, renderer: Option<&PageRenderer>) -> HttpResponse
         header::REFERRER_POLICY,
         header::HeaderValue::from_static("no-referrer"),
     );
-    if matches!(page.kind, PageKind::QrSignIn | PageKind::OpenInWeChat) {
-        // Which of these pages a URL answers depends on the browser.
-        headers.insert(header::VARY, header::HeaderValue::from_static("User-Agent"));
-    }
-    res
 }
 
 /// The `lang` attribute of a page in `lang`.

@@ -107,24 +107,7 @@ pub(crate) fn validate(
             "redirect_uri 参数不能为空 (redirect_uri is empty)",
         ));
     };
-    let redirect_uri = match Url::parse(redirect_uri_raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => {
-            return Err(PageError::new(
-                10008,
-                "redirect_uri 参数错误 (not an absolute http(s) URL)",
-            ))
-        }
-    };
-    if let Some(domain) = &shared.config.redirect_domain {
-        let host = redirect_uri.host_str().unwrap_or_default();
-        if !host.eq_ignore_ascii_case(domain) {
-            return Err(PageError::new(
-                10003,
-                "redirect_uri 域名与后台配置不一致 (redirect_uri domain mismatch)",
-            ));
-        }
-    }
+    let redirect_uri = redirect_uri_of(shared, redirect_uri_raw)?;
 
     if params.get("response_type").map(String::as_str) != Some("code") {
         return Err(PageError::new(
@@ -177,6 +160,30 @@ pub(crate) fn validate(
         state: state.clone(),
         connect_redirect,
     })
+}
+
+/// A `redirect_uri` as WeChat checks it: an absolute http(s) URL, on the registered domain when
+/// one is configured (shared by the authorize page and the Website app's QR page).
+pub(crate) fn redirect_uri_of(shared: &Shared, raw: &str) -> Result<Url, PageError> {
+    let redirect_uri = match Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        _ => {
+            return Err(PageError::new(
+                10008,
+                "redirect_uri 参数错误 (not an absolute http(s) URL)",
+            ))
+        }
+    };
+    if let Some(domain) = &shared.config.redirect_domain {
+        let host = redirect_uri.host_str().unwrap_or_default();
+        if !host.eq_ignore_ascii_case(domain) {
+            return Err(PageError::new(
+                10003,
+                "redirect_uri 域名与后台配置不一致 (redirect_uri domain mismatch)",
+            ));
+        }
+    }
+    Ok(redirect_uri)
 }
 
 /// WeChat-like HTML error page, HTTP 400, code in `X-WeChat-Error`.

@@ -9,7 +9,8 @@ use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use url::Url;
 
 use super::authorize::{
-    callback_url, cookie_user, header_user, page_error, redirect, set_cookie, PageError,
+    callback_url, cookie_user, header_user, page_error, redirect, redirect_uri_of, set_cookie,
+    PageError,
 };
 use super::faults::{serve, Answer};
 use super::state::{valid_openid, Scope, Shared};
@@ -108,27 +109,7 @@ fn validate(shared: &Shared, params: &HashMap<String, String>) -> Result<QrReque
             "redirect_uri 参数不能为空 (redirect_uri is empty)",
         ));
     };
-    let redirect_uri = match Url::parse(redirect_uri_raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => {
-            return Err(PageError::new(
-                10008,
-                "redirect_uri 参数错误 (not an absolute http(s) URL)",
-            ))
-        }
-    };
-    if let Some(domain) = &shared.config.redirect_domain {
-        if !redirect_uri
-            .host_str()
-            .unwrap_or_default()
-            .eq_ignore_ascii_case(domain)
-        {
-            return Err(PageError::new(
-                10003,
-                "redirect_uri 域名与后台配置不一致 (redirect_uri domain mismatch)",
-            ));
-        }
-    }
+    let redirect_uri = redirect_uri_of(shared, redirect_uri_raw)?;
     let state = params.get("state").cloned().unwrap_or_default();
     if state.len() > 128 || !state.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(PageError::new(
