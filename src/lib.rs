@@ -45,6 +45,12 @@
 //! }
 //! ```
 //!
+//! # Features
+//! - `emulator`: an embedded WeChat (authorize page, Website app QR page, the sns API) on a real
+//!   port, for tests and local development; use it under `[dev-dependencies]`.
+//! - `redis`: actix-session's pooled Redis store and [`WeChatAuth::share_refreshes`], so that
+//!   checks and refreshes are shared by every instance of the app.
+//!
 //! # Session size
 //! The session holds the openid, unionid, granted scope, both tokens, the expiry, the times of the
 //! sign-in and of the last check and, for `snsapi_userinfo`, the profile. Profiles are capped
@@ -68,6 +74,7 @@
 //! from the request's `Host` header, so a proxy or TLS terminator in front changes nothing: set
 //! `public_url` to the origin the browser sees (with a path if the app is mounted under one).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -93,6 +100,7 @@ mod upkeep;
 mod wire;
 
 #[cfg(feature = "emulator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
 
 pub use config::{AppKind, ConfigError, Lang, SignInRefused, WeChatConfig, WeChatConfigBuilder};
@@ -108,6 +116,7 @@ pub use store_guard::session_store_guard;
 /// The Redis pool crate used by [`WeChatAuth::share_refreshes`] and actix-session's pooled Redis
 /// store, re-exported so that the versions match.
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use deadpool_redis;
 pub use tokens::{AccessToken, AppSecret, CsrfState, RefreshToken, Scope};
 pub use wire::{ErrCode, Profile};

@@ -171,6 +171,7 @@ impl WeChatAuth {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn share_refreshes(self, pool: deadpool_redis::Pool) -> Self {
         let config = self.shared.config.clone();
         let fleet = crate::fleet::Fleet::new(pool, &config);
