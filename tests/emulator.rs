@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use actix_wechat_auth::emulator::Answered::{self, ErrCode, HttpStatus, Malformed, Stalled};
 use actix_wechat_auth::emulator::{Call, EmulatedUser, Emulator, Endpoint, Fault};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response, StatusCode};
@@ -205,8 +206,11 @@ async fn authorize_rejects_parameters_out_of_order() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(emu.call_count(Endpoint::Authorize), 4);
-    let codes: Vec<i64> = emu.calls().iter().map(|c| c.errcode).collect();
-    assert_eq!(codes, [10001, 10001, 10001, 0]);
+    let codes: Vec<Answered> = emu.calls().into_iter().map(|c| c.answered).collect();
+    assert_eq!(
+        codes,
+        [ErrCode(10001), ErrCode(10001), ErrCode(10001), Answered::Ok]
+    );
 }
 
 #[actix_web::test]
@@ -451,13 +455,16 @@ async fn code_is_single_use_and_validated() {
     )
     .await;
     assert_eq!(errcode(&missing), 41008);
-    let codes: Vec<i64> = emu
+    let codes: Vec<Answered> = emu
         .calls()
-        .iter()
+        .into_iter()
         .filter(|c| c.endpoint == Endpoint::AccessToken)
-        .map(|c| c.errcode)
+        .map(|c| c.answered)
         .collect();
-    assert_eq!(codes, [0, 40163, 40029, 41008]);
+    assert_eq!(
+        codes,
+        [Answered::Ok, ErrCode(40163), ErrCode(40029), ErrCode(41008)]
+    );
 }
 
 #[actix_web::test]
@@ -803,15 +810,19 @@ async fn busy_fault_then_normal_answer() {
     // The code was not consumed by the faulted calls.
     let v = api(&http, &exchange_url(&emu, &code)).await;
     assert_eq!(errcode(&v), 0, "{v}");
-    let log: Vec<(i64, Option<Fault>)> = emu
+    let log: Vec<(Answered, Option<Fault>)> = emu
         .calls()
         .into_iter()
         .filter(|c| c.endpoint == Endpoint::AccessToken)
-        .map(|c| (c.errcode, c.fault))
+        .map(|c| (c.answered, c.fault))
         .collect();
     assert_eq!(
         log,
-        [(-1, Some(Fault::Busy)), (-1, Some(Fault::Busy)), (0, None)]
+        [
+            (ErrCode(-1), Some(Fault::Busy)),
+            (ErrCode(-1), Some(Fault::Busy)),
+            (Answered::Ok, None)
+        ]
     );
 }
 
@@ -838,10 +849,10 @@ async fn http_status_malformed_and_errcode_faults() {
     // Used up: the normal answer again.
     assert_eq!(errcode(&api(&http, &url).await), 40014);
 
-    let codes: Vec<i64> = emu.calls().iter().map(|c| c.errcode).collect();
+    let codes: Vec<Answered> = emu.calls().into_iter().map(|c| c.answered).collect();
     assert_eq!(
         codes,
-        [Call::HTTP_STATUS_FAULT, Call::MALFORMED_FAULT, 45009, 40014]
+        [HttpStatus(502), Malformed, ErrCode(45009), ErrCode(40014)]
     );
 }
 
@@ -886,7 +897,7 @@ async fn delay_fault_waits_then_answers() {
     )
     .await;
     assert!(started.elapsed() < Duration::from_millis(400));
-    assert_eq!(emu.calls()[0].errcode, 40014);
+    assert_eq!(emu.calls()[0].answered, ErrCode(40014));
 }
 
 #[actix_web::test]
@@ -918,7 +929,7 @@ async fn stall_fault_sends_half_a_body_and_hangs() {
         errcode(&api(&http, &exchange_url(&emu, &code)).await),
         40163
     );
-    assert_eq!(emu.calls()[1].errcode, Call::STALL_FAULT);
+    assert_eq!(emu.calls()[1].answered, Stalled);
     assert_eq!(emu.calls()[1].openid.as_deref(), Some(openid.as_str()));
     // Dropping the emulator does not wait for the stalled answer.
     let started = Instant::now();
@@ -942,8 +953,11 @@ async fn authorize_page_faults() {
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let res = http.get(&url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
-    let codes: Vec<i64> = emu.calls().iter().map(|c| c.errcode).collect();
-    assert_eq!(codes, [10009, -1, Call::HTTP_STATUS_FAULT, 0]);
+    let codes: Vec<Answered> = emu.calls().into_iter().map(|c| c.answered).collect();
+    assert_eq!(
+        codes,
+        [ErrCode(10009), ErrCode(-1), HttpStatus(500), Answered::Ok]
+    );
 }
 
 #[actix_web::test]
@@ -1012,7 +1026,9 @@ async fn call_log_and_connection_counter() {
             Endpoint::RefreshToken
         ]
     );
-    assert!(calls.iter().all(|c| c.errcode == 0 && c.fault.is_none()));
+    assert!(calls
+        .iter()
+        .all(|c| c.answered == Answered::Ok && c.fault.is_none()));
     assert!(calls
         .iter()
         .all(|c| c.openid.as_deref() == Some(openid.as_str())));
@@ -1132,7 +1148,7 @@ async fn http_control_endpoints() {
         .unwrap();
     assert_eq!(calls.len(), 4);
     assert_eq!(calls[0]["endpoint"], "userinfo");
-    assert_eq!(calls[0]["errcode"], 50001);
+    assert_eq!(calls[0]["answered"]["err_code"], 50001);
     assert_eq!(calls[0]["fault"], serde_json::json!({"err_code":50001}));
     assert!(calls[0]["at"].as_u64().unwrap() > 1_600_000_000_000);
     let typed: Vec<Call> = serde_json::from_value(Value::Array(calls)).unwrap();
@@ -1140,8 +1156,8 @@ async fn http_control_endpoints() {
     assert_eq!(typed.len(), direct.len());
     for (t, d) in typed.iter().zip(&direct) {
         assert_eq!(
-            (t.endpoint, &t.openid, t.errcode, &t.fault),
-            (d.endpoint, &d.openid, d.errcode, &d.fault)
+            (t.endpoint, &t.openid, &t.answered, &t.fault),
+            (d.endpoint, &d.openid, &d.answered, &d.fault)
         );
         let skew = d.at.duration_since(t.at).expect("ms precision rounds down");
         assert!(skew < Duration::from_millis(1));

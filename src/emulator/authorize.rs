@@ -9,16 +9,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use url::Url;
 
-use super::faults::{serve, Answer};
+use super::answer::{Answer, PageError, TEXT_HTML};
+use super::faults::serve;
 use super::state::{valid_openid, Scope, Shared};
-use super::Endpoint;
+use super::{Answered, Endpoint};
 
 /// The cookie naming the WeChat user signed in "in the app".
 pub(crate) const USER_COOKIE: &str = "wxemu_user";
 /// The header that overrides the cookie (for test clients).
 pub(crate) const USER_HEADER: &str = "x-emulator-user";
-/// The header carrying an error page's code.
-pub(crate) const ERROR_HEADER: &str = "x-wechat-error";
 
 /// The parameters, in the only order WeChat accepts.
 const ORDER: [&str; 6] = [
@@ -39,22 +38,6 @@ pub(crate) struct AuthorizeRequest {
     pub scope: Scope,
     pub state: String,
     pub connect_redirect: bool,
-}
-
-/// An authorize-page error: code and message.
-#[derive(Debug, Clone)]
-pub(crate) struct PageError {
-    pub code: i64,
-    pub message: Cow<'static, str>,
-}
-
-impl PageError {
-    pub(crate) fn new(code: i64, message: impl Into<Cow<'static, str>>) -> Self {
-        PageError {
-            code,
-            message: message.into(),
-        }
-    }
 }
 
 /// Splits the raw query into decoded pairs, checking names, duplicates and order.
@@ -186,36 +169,6 @@ pub(crate) fn redirect_uri_of(shared: &Shared, raw: &str) -> Result<Url, PageErr
     Ok(redirect_uri)
 }
 
-/// WeChat-like HTML error page, HTTP 400, code in `X-WeChat-Error`.
-pub(crate) fn error_page(code: i64, message: &str) -> Answer {
-    let body = format!(
-        r#"<!DOCTYPE html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1, maximum-scale=1, user-scalable=no">
-<title>微信网页授权</title>
-<style>body{{font-family:-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;padding:48px 24px;text-align:center;color:#353535;background:#ededed}}h2{{font-weight:400}}.code{{color:#fa5151;font-size:20px}}</style>
-</head>
-<body>
-<h2>Oops! Something went wrong:(</h2>
-<p class="code">错误码：<span id="errcode">{code}</span></p>
-<p id="errmsg">{message}</p>
-</body>
-</html>
-"#,
-        message = text(message),
-    );
-    let mut answer = Answer::html(StatusCode::BAD_REQUEST, body);
-    answer.headers.push((ERROR_HEADER, code.to_string()));
-    answer.errcode = code;
-    answer
-}
-
-pub(crate) fn page_error(e: PageError) -> Answer {
-    error_page(e.code, &e.message)
-}
-
 /// The openid in the `wxemu_user` cookie, if any.
 pub(crate) fn cookie_user(req: &HttpRequest) -> Option<String> {
     req.headers()
@@ -239,7 +192,7 @@ pub(crate) fn header_user(req: &HttpRequest) -> Result<Option<String>, Answer> {
                     "<!DOCTYPE html><p>X-Emulator-User must be 1-64 characters of [A-Za-z0-9_-]</p>"
                         .to_owned(),
                 );
-                a.errcode = 10001;
+                a.answered = Answered::ErrCode(10001);
                 Err(a)
             }
         },
@@ -266,17 +219,10 @@ pub(crate) fn callback_url(redirect_uri: &Url, code: Option<&str>, state: &str) 
     url.into()
 }
 
-pub(crate) fn redirect(location: String) -> Answer {
-    let body = format!("<!DOCTYPE html><a href=\"{}\">Found</a>\n", attr(&location));
-    let mut answer = Answer::html(StatusCode::FOUND, body);
-    answer.headers.push(("location", location));
-    answer
-}
-
 /// Issues a code and redirects to the callback.
 fn approve(shared: &Shared, openid: &str, request: &AuthorizeRequest) -> Answer {
     let code = shared.issue_code(openid, request.scope);
-    redirect(callback_url(
+    Answer::redirect(callback_url(
         &request.redirect_uri,
         Some(&code),
         &request.state,
@@ -294,14 +240,14 @@ pub(crate) async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> Ht
 fn authorize_answer(shared: &Shared, req: &HttpRequest) -> Answer {
     let request = match parse_ordered_query(req.query_string()).and_then(|p| validate(shared, &p)) {
         Ok(r) => r,
-        Err(e) => return page_error(e),
+        Err(e) => return Answer::from(e),
     };
     let header = match header_user(req) {
         Ok(h) => h,
         Err(a) => return a,
     };
     let cookie = cookie_user(req);
-    let (openid, _created) = shared.resolve_user(header.as_deref().or(cookie.as_deref()));
+    let openid = shared.resolve_user(header.as_deref().or(cookie.as_deref()));
 
     let mut answer = if shared.needs_consent(&openid, request.scope) {
         consent_page(shared, &openid, &request)
@@ -314,6 +260,21 @@ fn authorize_answer(shared: &Shared, req: &HttpRequest) -> Answer {
     answer.openid = Some(openid);
     answer
 }
+
+/// The consent page's look (WeChat's "获取你的昵称、头像" sheet).
+const CONSENT_STYLE: &str = "body{background:#fff;color:#191919}
+main{max-width:480px;margin:0 auto;padding:40px 24px}
+.app{font-size:15px;color:#7f7f7f}
+.app code{color:#191919}
+h1{font-size:20px;font-weight:500;margin:24px 0 8px}
+.scope{color:#7f7f7f;font-size:14px;border-bottom:1px solid #eee;padding-bottom:16px}
+.user{display:flex;align-items:center;gap:12px;padding:16px 0;border-bottom:1px solid #eee}
+.user img{width:48px;height:48px;border-radius:6px}
+.buttons{display:flex;flex-direction:column;gap:12px;margin-top:40px;align-items:center}
+button{width:184px;padding:10px;border:0;border-radius:8px;font-size:17px}
+#allow{background:#07c160;color:#fff}
+#deny{background:#f2f2f2;color:#06ae56}
+";
 
 fn consent_page(shared: &Shared, openid: &str, request: &AuthorizeRequest) -> Answer {
     let user = shared.user(openid).unwrap_or_default();
@@ -339,29 +300,7 @@ fn consent_page(shared: &Shared, openid: &str, request: &AuthorizeRequest) -> An
     }
     fields.push_str(&hidden("openid", openid));
     let body = format!(
-        r#"<!DOCTYPE html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1, maximum-scale=1, user-scalable=no">
-<title>微信登录</title>
-<style>
-body{{font-family:-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;background:#fff;color:#191919}}
-main{{max-width:480px;margin:0 auto;padding:40px 24px}}
-.app{{font-size:15px;color:#7f7f7f}}
-.app code{{color:#191919}}
-h1{{font-size:20px;font-weight:500;margin:24px 0 8px}}
-.scope{{color:#7f7f7f;font-size:14px;border-bottom:1px solid #eee;padding-bottom:16px}}
-.user{{display:flex;align-items:center;gap:12px;padding:16px 0;border-bottom:1px solid #eee}}
-.user img{{width:48px;height:48px;border-radius:6px}}
-.buttons{{display:flex;flex-direction:column;gap:12px;margin-top:40px;align-items:center}}
-button{{width:184px;padding:10px;border:0;border-radius:8px;font-size:17px}}
-#allow{{background:#07c160;color:#fff}}
-#deny{{background:#f2f2f2;color:#06ae56}}
-</style>
-</head>
-<body>
-<main>
+        r#"<main>
 <p class="app">网页应用 <code id="appid">{appid}</code> 申请使用</p>
 <h1>获取你的昵称、头像</h1>
 <p class="scope">scope: <span id="scope">{scope}</span></p>
@@ -377,15 +316,13 @@ button{{width:184px;padding:10px;border:0;border-radius:8px;font-size:17px}}
 </div>
 </form>
 </main>
-</body>
-</html>
 "#,
         appid = text(&shared.config.appid),
         scope = request.scope.as_str(),
         avatar = attr(&avatar),
         nickname = text(&user.nickname),
     );
-    Answer::html(StatusCode::OK, body)
+    Answer::page(StatusCode::OK, "微信登录", CONSENT_STYLE, &body)
 }
 
 /// `GET|POST /connect/oauth2/authorize/confirm`: the consent form's Allow / Deny.
@@ -402,7 +339,7 @@ pub(crate) async fn confirm(
     let params: HashMap<String, String> = url::form_urlencoded::parse(&raw).into_owned().collect();
     let request = match validate(&shared, &params) {
         Ok(r) => r,
-        Err(e) => return page_error(e).into_response(),
+        Err(e) => return Answer::from(e).into_response(),
     };
     let header = match header_user(&req) {
         Ok(h) => h,
@@ -410,7 +347,7 @@ pub(crate) async fn confirm(
     };
     let form_user = params.get("openid").filter(|o| valid_openid(o)).cloned();
     let wanted = form_user.or(header).or_else(|| cookie_user(&req));
-    let (openid, _) = shared.resolve_user(wanted.as_deref());
+    let openid = shared.resolve_user(wanted.as_deref());
     match params.get("action").map(String::as_str) {
         Some("allow") => {
             shared.remember_consent(&openid, request.scope);
@@ -425,9 +362,10 @@ pub(crate) async fn confirm(
                 "wechat emulator: {openid} denied {}",
                 request.scope.as_str()
             );
-            redirect(callback_url(&request.redirect_uri, None, &request.state)).into_response()
+            Answer::redirect(callback_url(&request.redirect_uri, None, &request.state))
+                .into_response()
         }
-        _ => error_page(
+        _ => Answer::error_page(
             10001,
             "参数错误：action 必须为 allow 或 deny (action must be allow or deny)",
         )
@@ -460,7 +398,7 @@ pub(crate) async fn login(req: HttpRequest, shared: web::Data<Shared>) -> HttpRe
                 );
         }
     }
-    let (openid, _) = shared.resolve_user(wanted.map(String::as_str));
+    let openid = shared.resolve_user(wanted.map(String::as_str));
     let cookie = set_cookie(&openid);
     match next {
         Some(next) => HttpResponse::Found()
@@ -469,7 +407,7 @@ pub(crate) async fn login(req: HttpRequest, shared: web::Data<Shared>) -> HttpRe
             .finish(),
         None => HttpResponse::Ok()
             .insert_header(cookie)
-            .content_type(super::faults::TEXT_HTML)
+            .content_type(TEXT_HTML)
             .body(format!(
                 "<!DOCTYPE html><meta charset=\"utf-8\"><p>已登录微信用户 / signed in as <code id=\"openid\">{}</code></p>\n",
                 text(&openid)

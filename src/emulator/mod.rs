@@ -1,189 +1,6 @@
 //! An embedded WeChat emulator for tests and local development (cargo feature `emulator`).
 //!
-//! [`Emulator`] runs a small actix-web server on a real TCP port (127.0.0.1, a free port by default)
-//! that plays both WeChat roles:
-//!
-//! * the **authorize page** (`open.weixin.qq.com` role): `GET /connect/oauth2/authorize`, with the
-//!   consent page for `snsapi_userinfo` and error pages like WeChat's;
-//! * the **sns JSON API** (`api.weixin.qq.com` role): `/sns/oauth2/access_token`,
-//!   `/sns/oauth2/refresh_token`, `/sns/userinfo` and `/sns/auth`, answering HTTP 200 with
-//!   `Content-Type: text/plain` and `{"errcode":N,"errmsg":"…"}` on errors, as WeChat does.
-//!
-//! Point your configuration's open base at [`Emulator::open_base`] and its API base at
-//! [`Emulator::api_base`]. The emulator runs on its own thread with its own actix system, so it can be
-//! started from plain synchronous code and from inside an actix or tokio runtime alike. Dropping the
-//! [`Emulator`] stops the server.
-//!
-//! The emulator shares no code with the rest of this crate: it plays the other side of the wire.
-//!
-//! # Example: a whole `snsapi_userinfo` sign-in over HTTP
-//!
-//! ```
-//! use actix_wechat_auth::emulator::{EmulatedUser, Emulator};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let emu = Emulator::builder().auto_approve(true).start()?;
-//! let openid = emu.add_user(EmulatedUser::new("小明 🐼"));
-//!
-//! actix_web::rt::System::new().block_on(async {
-//!     let http = reqwest::Client::builder()
-//!         .redirect(reqwest::redirect::Policy::none())
-//!         .build()?;
-//!
-//!     // 1. The browser opens the authorize page (the `#wechat_redirect` fragment never reaches a server).
-//!     let authorize = format!(
-//!         "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope=snsapi_userinfo&state=xyz123",
-//!         emu.open_base(),
-//!         emu.appid(),
-//!         "https%3A%2F%2Fapp.example%2Fcallback",
-//!     );
-//!     let res = http.get(&authorize).header("X-Emulator-User", &openid).send().await?;
-//!     assert_eq!(res.status(), 302);
-//!     let callback = url::Url::parse(res.headers()["location"].to_str()?)?;
-//!     let code = callback.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-//!
-//!     // 2. The app's server exchanges the code.
-//!     let body = http
-//!         .get(format!(
-//!             "{}/sns/oauth2/access_token?appid={}&secret={}&code={code}&grant_type=authorization_code",
-//!             emu.api_base(),
-//!             emu.appid(),
-//!             emu.secret(),
-//!         ))
-//!         .send()
-//!         .await?
-//!         .text()
-//!         .await?;
-//!     let token: serde_json::Value = serde_json::from_str(&body)?;
-//!     assert_eq!(token["openid"], openid.as_str());
-//!
-//!     // 3. And reads the profile.
-//!     let body = http
-//!         .get(format!(
-//!             "{}/sns/userinfo?access_token={}&openid={openid}&lang=zh_CN",
-//!             emu.api_base(),
-//!             token["access_token"].as_str().unwrap(),
-//!         ))
-//!         .send()
-//!         .await?
-//!         .text()
-//!         .await?;
-//!     let profile: serde_json::Value = serde_json::from_str(&body)?;
-//!     assert_eq!(profile["nickname"], "小明 🐼");
-//!     Ok::<_, Box<dyn std::error::Error>>(())
-//! })?;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! # Which user is "in WeChat"
-//!
-//! The authorize page picks the signed-in WeChat user from, in this order: the request header
-//! `X-Emulator-User: OPENID` (for test clients), the cookie `wxemu_user` on the emulator's origin
-//! (for browsers; set it with `GET /_emulator/login?openid=OPENID&next=URL`), or else a new generated
-//! user (openid `o` + 27 base64url characters, nickname `测试用户 N ✨`, an SVG avatar served by the
-//! emulator at `{open_base}/_emulator/avatar/{n}/132`) whose openid is then set as the cookie
-//! (`SameSite=Lax; Path=/`). An openid that is valid (1–64 characters of `[A-Za-z0-9_-]`) but unknown
-//! creates a generated user with that openid. The `User-Agent` is not checked (WeChat refuses
-//! browsers other than its own webview; the emulator does not).
-//!
-//! # The authorize page
-//!
-//! * `snsapi_base`: 302 at once to `redirect_uri?code=CODE&state=STATE` (`&` when `redirect_uri`
-//!   already has a query; a fragment in `redirect_uri` stays after the query).
-//! * `snsapi_userinfo`: a consent page (mobile viewport, the appid, the user's nickname and avatar, a
-//!   form with the buttons `id="allow"` and `id="deny"`) that submits the original parameters to
-//!   `GET|POST /connect/oauth2/authorize/confirm`, where they are validated again. Allow: 302 with
-//!   `code` and `state`, and the consent is remembered for this user and scope (the page is skipped
-//!   next time). Deny: 302 to `redirect_uri?state=STATE`, no code. The page is skipped with
-//!   [`EmulatorBuilder::auto_approve`] and for [snapshot users](EmulatedUser::snapshot).
-//! * Codes are 32 random alphanumeric characters, single use, valid for
-//!   [`EmulatorBuilder::code_ttl`], bound to the user and scope.
-//! * The `#wechat_redirect` fragment that WeChat requires never reaches a server (browsers keep
-//!   fragments to themselves), so the emulator cannot check it; check it in your own tests.
-//!
-//! Codes and access tokens are forgotten 10 minutes after their expiry; after that they answer
-//! 40029 / 40014 like unknown ones. Refresh tokens are never forgotten.
-//!
-//! # Authorize page errors
-//!
-//! Errors are answered with an HTML page like WeChat's naming the code, HTTP 400, and the code in the
-//! header `X-WeChat-Error`. The raw query must list `appid, redirect_uri, response_type, scope, state`
-//! in this order, optionally followed by `connect_redirect=1`; nothing else.
-//!
-//! | code | cause |
-//! |---|---|
-//! | 10001 | unknown or duplicated parameter, parameters out of order, `response_type` missing or not `code`, `connect_redirect` not `1` *(emulator's choice)* |
-//! | 10002 | unknown `appid` *(emulator's choice)* |
-//! | 10003 | the `redirect_uri` host is not the configured [`EmulatorBuilder::redirect_domain`] |
-//! | 10005 | `scope` is neither `snsapi_base` nor `snsapi_userinfo` |
-//! | 10007 | `state` has characters outside `[A-Za-z0-9]` or is over 128 bytes *(emulator's choice)* |
-//! | 10008 | `redirect_uri` (percent-decoded) is not an absolute `http`/`https` URL *(emulator's choice)* |
-//! | 10010 | `scope` missing or empty |
-//! | 10011 | `redirect_uri` missing or empty |
-//! | 10012 | `appid` missing or empty |
-//! | 10013 | `state` missing (an empty value is allowed) |
-//!
-//! # API error codes
-//!
-//! | endpoint | errcode |
-//! |---|---|
-//! | `access_token` | 41002 appid missing, 40013 wrong appid, 41004 secret missing, **40125 wrong secret** (WeChat's current answer; older documents say 40001), 40002 `grant_type` not `authorization_code`, 41008 code missing, 40029 unknown code, 40163 code already used, 42003 code expired |
-//! | `refresh_token` | 41002 / 40013 appid, 40002 `grant_type` not `refresh_token`, 41003 refresh_token missing, 40030 unknown (or rotated away), 42002 expired |
-//! | `userinfo` | 41001 access_token missing, 41009 openid missing, **40014 unknown access_token**, 42001 expired, 40003 openid does not match the token, 48001 token of scope `snsapi_base`, **40097 `lang` not `zh_CN`, `zh_TW` or `en`** |
-//! | `auth` | 41001, 41009, 40014, 42001, 40003 as for `userinfo` |
-//!
-//! Error messages end with `, rid: …` like WeChat's, except the busy answer which is exactly
-//! `{"errcode":-1,"errmsg":"system error"}`.
-//!
-//! Token answers: the code exchange returns `access_token`, `expires_in`, `refresh_token`, `openid`,
-//! `scope`, plus `unionid` for `snsapi_userinfo` grants when [`EmulatorBuilder::open_platform_bound`]
-//! (a unionid is generated for the user on first need), plus `"is_snapshotuser":1` for
-//! [snapshot users](EmulatedUser::snapshot). The refresh answer has the same fields **without
-//! `unionid`** (as in WeChat's documentation) but keeps `is_snapshotuser`.
-//!
-//! # The Website app (网站应用): QR sign-in
-//!
-//! The emulator also plays a Website app of the Open Platform ([`EmulatorBuilder::website_app`],
-//! default appid `wx0123456789web`):
-//!
-//! * `GET /connect/qrconnect?appid&redirect_uri&response_type=code&scope=snsapi_login&state` (in
-//!   this order; `snsapi_login` is the only scope, else 10005; the Official Account's appid is
-//!   10002) shows a QR-like placeholder with two links: `id="scan"` (a phone scans and confirms)
-//!   and `id="deny"`. The embedded variant that WeChat's wxLogin.js builds (`login_type=jssdk`,
-//!   `self_redirect`, `styletype`, `sizetype`, `bgcolor`, `rst`, `style`, `href`, `stylelite`,
-//!   `fast_login`, `lang`, in any order) is the same page for a frame: its links move the top
-//!   window unless `self_redirect=true`. Links, not a form: the frame is sandboxed without
-//!   `allow-forms`.
-//! * `GET /connect/qrconnect/confirm?appid&redirect_uri&scope&state&action=allow|deny`: allow
-//!   issues a `snsapi_login` code (302 `redirect_uri?code&state`), deny comes back with `state`
-//!   only. The phone that scans is the user set with [`Emulator::scan_as`], else the browser's
-//!   emulated user (as on the authorize page).
-//! * The sns endpoints answer under the Website app's appid and secret with the same quirks and
-//!   faults; a code or refresh token of one app is unknown to the other (40029 / 40030). A person
-//!   has another openid in the Website app ([`Emulator::website_openid`]) and the same unionid,
-//!   which the Website app's grants always carry when [`EmulatorBuilder::open_platform_bound`].
-//!
-//! # HTTP control endpoints (for out-of-process drivers)
-//!
-//! | request | body | answer |
-//! |---|---|---|
-//! | `POST /_emulator/users` | an [`EmulatedUser`] as JSON, every field optional | `{"openid":"…"}` |
-//! | `GET /_emulator/users` | | `[EmulatedUser…]` |
-//! | `POST /_emulator/expire-access-tokens` | | `{"ok":true}` |
-//! | `POST /_emulator/expire-refresh-tokens` | | `{"ok":true}` |
-//! | `POST /_emulator/faults` | `{"endpoint":"refresh_token","fault":"busy","times":2}` | `{"ok":true}` |
-//! | `DELETE /_emulator/faults` | | `{"ok":true}` |
-//! | `GET /_emulator/calls` | | `[Call…]`, see [`Call`] |
-//! | `DELETE /_emulator/calls` | | `{"ok":true}` (same as [`Emulator::reset_calls`]) |
-//! | `GET /_emulator/stats` | | `{"connections":N,"users":N,"calls":{"authorize":N,"access_token":N,"refresh_token":N,"userinfo":N,"auth":N}}` |
-//! | `GET /_emulator/login?openid=X&next=URL` | | sets the `wxemu_user` cookie, 302 to `next` (a path on the emulator, the `redirect_domain`, or a loopback host) |
-//! | `GET /_emulator/avatar/{n}/{size}` | | an SVG avatar (`size` 0, 46, 64, 96 or 132) |
-//!
-//! Endpoint names are `authorize`, `access_token`, `refresh_token`, `userinfo`, `auth`. Faults are
-//! `"busy"`, `{"http_status":502}`, `"malformed"`, `{"err_code":45009}` (alias `errcode`),
-//! `{"delay":1500}` (milliseconds), `"stall_body"`, `"loose_numbers"` and `{"body":"…"}`; `times` is optional (absent or `null`: until
-//! cleared). Bad control requests get HTTP 400 `{"error":"…"}`.
+#![doc = include_str!("README.md")]
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -193,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+mod answer;
 mod authorize;
 mod control;
 mod faults;
@@ -1160,24 +978,27 @@ impl EmulatedUser {
 /// One logged call of an [`Endpoint`].
 ///
 /// In JSON (`GET /_emulator/calls`): `{"endpoint":"access_token","at":1700000000000,"openid":"o…",
-/// "errcode":0,"fault":null}` with `at` in milliseconds since the Unix epoch.
+/// "answered":"ok","fault":null}` with `at` in milliseconds since the Unix epoch and `answered` an
+/// [`Answered`] (`"ok"`, `{"err_code":40029}`, `{"http_status":502}`, `"malformed"`, `"stalled"`,
+/// `"body"`).
 ///
 /// # Example
 ///
 /// ```
-/// use actix_wechat_auth::emulator::{Call, Emulator, Endpoint, Fault};
+/// use actix_wechat_auth::emulator::{Answered, Emulator, Endpoint, Fault};
 ///
 /// let emu = Emulator::start().unwrap();
 /// emu.inject_fault(Endpoint::Auth, Fault::HttpStatus(502), Some(1));
 /// let url = format!("{}/sns/auth?access_token=x&openid=y", emu.api_base());
 /// actix_web::rt::System::new().block_on(async {
-///     reqwest::get(&url).await.unwrap(); // the faulted call: HTTP 502
-///     reqwest::get(&url).await.unwrap(); // a normal call: errcode 40014 (unknown token)
+///     let client = awc::Client::default();
+///     client.get(&url).send().await.unwrap(); // the faulted call: HTTP 502
+///     client.get(&url).send().await.unwrap(); // a normal call: errcode 40014 (unknown token)
 /// });
 /// let calls = emu.calls();
-/// assert_eq!(calls[0].errcode, Call::HTTP_STATUS_FAULT);
+/// assert_eq!(calls[0].answered, Answered::HttpStatus(502));
 /// assert_eq!(calls[0].fault, Some(Fault::HttpStatus(502)));
-/// assert_eq!(calls[1].errcode, 40014);
+/// assert_eq!(calls[1].answered, Answered::ErrCode(40014));
 /// assert_eq!(calls[1].openid.as_deref(), Some("y"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1190,45 +1011,60 @@ pub struct Call {
     /// The openid concerned, when known: the user on the authorize page, the openid answered by a
     /// code exchange or refresh, the `openid` parameter of `userinfo` and `auth`.
     pub openid: Option<String>,
-    /// 0 on success, the errcode answered (authorize page: the page's error code), `-1` for a
-    /// [`Fault::Busy`], `N` for a [`Fault::ErrCode`], or one of the sentinels
-    /// [`HTTP_STATUS_FAULT`](Self::HTTP_STATUS_FAULT), [`MALFORMED_FAULT`](Self::MALFORMED_FAULT),
-    /// [`STALL_FAULT`](Self::STALL_FAULT). A [`Fault::Delay`] call logs its normal outcome.
-    pub errcode: i64,
+    /// What the endpoint answered. A [`Fault::Delay`] or [`Fault::LooseNumbers`] call logs its
+    /// normal outcome.
+    pub answered: Answered,
     /// The fault injected into this call, if any.
     pub fault: Option<Fault>,
 }
 
-impl Call {
-    /// [`Call::errcode`] of a call answered by a [`Fault::HttpStatus`].
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// assert_eq!(actix_wechat_auth::emulator::Call::HTTP_STATUS_FAULT, -9001);
-    /// ```
-    pub const HTTP_STATUS_FAULT: i64 = -9001;
-    /// [`Call::errcode`] of a call answered by a [`Fault::Malformed`].
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// assert_eq!(actix_wechat_auth::emulator::Call::MALFORMED_FAULT, -9002);
-    /// ```
-    pub const MALFORMED_FAULT: i64 = -9002;
-    /// [`Call::errcode`] of a call answered by a [`Fault::StallBody`].
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// assert_eq!(actix_wechat_auth::emulator::Call::STALL_FAULT, -9003);
-    /// ```
-    pub const STALL_FAULT: i64 = -9003;
+/// What an emulated endpoint answered, in the [`Call`] log.
+///
+/// # Example
+///
+/// ```
+/// use actix_wechat_auth::emulator::Answered;
+///
+/// assert_eq!(Answered::ErrCode(40029).errcode(), Some(40029));
+/// assert_eq!(Answered::Ok.errcode(), Some(0));
+/// assert_eq!(Answered::HttpStatus(502).errcode(), None);
+/// assert_eq!(serde_json::to_string(&Answered::ErrCode(40029)).unwrap(), r#"{"err_code":40029}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answered {
+    /// A normal answer: an sns API success, or the authorize page's consent page or redirect.
+    Ok,
+    /// An sns API `{"errcode":N}` (with [`Fault::Busy`], `-1`), or the authorize page's error page
+    /// with that code.
+    ErrCode(i64),
+    /// A plain HTTP error page with this status ([`Fault::HttpStatus`]).
+    HttpStatus(u16),
+    /// A truncated, non-JSON body ([`Fault::Malformed`]).
+    Malformed,
+    /// Half a body, then a stall and a dropped connection ([`Fault::StallBody`]).
+    Stalled,
+    /// The body of a [`Fault::Body`].
+    Body,
+}
 
-    /// [`Call::errcode`] of a call answered by a [`Fault::Body`].
+impl Answered {
+    /// The errcode a client saw: `Some(0)` for [`Answered::Ok`], `Some(n)` for
+    /// [`Answered::ErrCode`], `None` when the answer carried none.
+    ///
+    /// # Example
     ///
     /// ```
-    /// assert_eq!(actix_wechat_auth::emulator::Call::BODY_FAULT, -9004);
+    /// use actix_wechat_auth::emulator::Answered;
+    ///
+    /// assert_eq!(Answered::Malformed.errcode(), None);
+    /// assert_eq!(Answered::ErrCode(-1).errcode(), Some(-1));
     /// ```
-    pub const BODY_FAULT: i64 = -9004;
+    pub fn errcode(&self) -> Option<i64> {
+        match self {
+            Answered::Ok => Some(0),
+            Answered::ErrCode(n) => Some(*n),
+            _ => None,
+        }
+    }
 }

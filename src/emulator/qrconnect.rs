@@ -8,11 +8,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use url::Url;
 
-use super::authorize::{
-    callback_url, cookie_user, header_user, page_error, redirect, redirect_uri_of, set_cookie,
-    PageError,
-};
-use super::faults::{serve, Answer};
+use super::answer::{Answer, PageError};
+use super::authorize::{callback_url, cookie_user, header_user, redirect_uri_of, set_cookie};
+use super::faults::serve;
 use super::state::{valid_openid, Scope, Shared};
 use super::Endpoint;
 
@@ -131,12 +129,20 @@ pub(crate) async fn page(req: HttpRequest, shared: web::Data<Shared>) -> HttpRes
     serve(&shared, Endpoint::QrConnect, || {
         let request = match params_of(req.query_string()).and_then(|p| validate(&shared, &p)) {
             Ok(r) => r,
-            Err(e) => return page_error(e),
+            Err(e) => return Answer::from(e),
         };
         qr_page(&shared, &request)
     })
     .await
 }
+
+/// The QR page's look (the frame of WeChat's wxLogin.js, or the full page).
+const QR_STYLE: &str = "h1{font-size:18px;font-weight:500;margin:0 0 12px}
+svg{width:180px;height:180px;background:#fff;padding:8px;border:1px solid #e5e5e5}
+p{color:#7f7f7f;font-size:13px}
+a.btn{width:180px;margin:6px auto;display:block;padding:9px;border-radius:6px;font-size:15px;text-decoration:none}
+#scan{background:#07c160;color:#fff}#deny{background:#f2f2f2;color:#06ae56}
+";
 
 /// A QR-like placeholder and the two buttons a phone's scan stands for.
 fn qr_page(shared: &Shared, request: &QrRequest) -> Answer {
@@ -168,37 +174,29 @@ fn qr_page(shared: &Shared, request: &QrRequest) -> Answer {
             ));
         }
     }
-    let body = format!(
-        r#"<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>微信登录</title>
-<style>
-body{{font-family:-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;background:{bg};color:#191919;text-align:center}}
-main{{padding:{pad}px 12px}}
-h1{{font-size:18px;font-weight:500;margin:0 0 12px}}
-svg{{width:180px;height:180px;background:#fff;padding:8px;border:1px solid #e5e5e5}}
-p{{color:#7f7f7f;font-size:13px}}
-a.btn{{width:180px;margin:6px auto;display:block;padding:9px;border-radius:6px;font-size:15px;text-decoration:none}}
-#scan{{background:#07c160;color:#fff}}#deny{{background:#f2f2f2;color:#06ae56}}
-</style></head><body><main>
-<h1>微信登录</h1>
-<svg viewBox="0 0 9 9" id="qr" aria-label="QR">{cells}</svg>
-<p>使用微信扫一扫登录 <code id="web-appid">{appid}</code></p>
-<a class="btn" id="scan" href="{allow}" target="{target}">用微信扫码 (scan with WeChat)</a>
-<a class="btn" id="deny" href="{deny}" target="{target}">拒绝 (deny)</a>
-</main></body></html>
-"#,
+    let style = format!(
+        "body{{background:{bg};color:#191919;text-align:center}}\n{QR_STYLE}main{{padding:{pad}px 12px}}\n",
         bg = if request.embedded {
             "transparent"
         } else {
             "#fff"
         },
         pad = if request.embedded { 8 } else { 48 },
+    );
+    let body = format!(
+        r#"<main>
+<h1>微信登录</h1>
+<svg viewBox="0 0 9 9" id="qr" aria-label="QR">{cells}</svg>
+<p>使用微信扫一扫登录 <code id="web-appid">{appid}</code></p>
+<a class="btn" id="scan" href="{allow}" target="{target}">用微信扫码 (scan with WeChat)</a>
+<a class="btn" id="deny" href="{deny}" target="{target}">拒绝 (deny)</a>
+</main>
+"#,
         appid = text(&shared.config.web_appid),
         allow = confirm("allow"),
         deny = confirm("deny"),
     );
-    Answer::html(StatusCode::OK, body)
+    Answer::page(StatusCode::OK, "微信登录", &style, &body)
 }
 
 /// `GET /connect/qrconnect/confirm`: the phone scanned and confirmed (or denied).
@@ -212,7 +210,7 @@ pub(crate) async fn confirm(req: HttpRequest, shared: web::Data<Shared>) -> Http
     checked.remove("action");
     let request = match validate(&shared, &checked) {
         Ok(r) => r,
-        Err(e) => return page_error(e).into_response(),
+        Err(e) => return Answer::from(e).into_response(),
     };
     let header = match header_user(&req) {
         Ok(h) => h,
@@ -224,19 +222,20 @@ pub(crate) async fn confirm(req: HttpRequest, shared: web::Data<Shared>) -> Http
         .or(header)
         .or_else(|| cookie_user(&req))
         .filter(|o| valid_openid(o));
-    let (openid, _) = shared.resolve_user(wanted.as_deref());
+    let openid = shared.resolve_user(wanted.as_deref());
     let mut answer = match params.get("action").map(String::as_str) {
         Some("allow") => {
             let code = shared.issue_code(&openid, Scope::Login);
-            redirect(callback_url(
+            Answer::redirect(callback_url(
                 &request.redirect_uri,
                 Some(&code),
                 &request.state,
             ))
         }
-        Some("deny") => redirect(callback_url(&request.redirect_uri, None, &request.state)),
+        Some("deny") => Answer::redirect(callback_url(&request.redirect_uri, None, &request.state)),
         _ => {
-            return page_error(PageError::new(10001, "action 必须为 allow 或 deny")).into_response()
+            return Answer::from(PageError::new(10001, "action 必须为 allow 或 deny"))
+                .into_response()
         }
     };
     answer.headers.push(set_cookie(&openid));

@@ -136,10 +136,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(authorize::confirm))
             .route(web::post().to(authorize::confirm)),
     )
-    .service(web::resource("/sns/oauth2/access_token").route(web::get().to(sns::access_token)))
-    .service(web::resource("/sns/oauth2/refresh_token").route(web::get().to(sns::refresh_token)))
-    .service(web::resource("/sns/userinfo").route(web::get().to(sns::userinfo)))
-    .service(web::resource("/sns/auth").route(web::get().to(sns::auth)))
+    .configure(sns::routes)
     .service(web::resource("/_emulator/login").route(web::get().to(authorize::login)))
     .service(web::resource("/connect/qrconnect").route(web::get().to(qrconnect::page)))
     .service(web::resource("/connect/qrconnect/confirm").route(web::get().to(qrconnect::confirm)))

@@ -191,108 +191,6 @@ pub(crate) struct Shared {
     pub connections: AtomicU64,
 }
 
-/// The outcome of an API call: the JSON body and what goes to the call log.
-#[derive(Debug, Clone)]
-pub(crate) struct ApiOutcome {
-    pub body: String,
-    pub errcode: i64,
-    pub openid: Option<String>,
-}
-
-impl ApiOutcome {
-    pub(crate) fn ok(body: String, openid: Option<String>) -> Self {
-        ApiOutcome {
-            body,
-            errcode: 0,
-            openid,
-        }
-    }
-
-    pub(crate) fn err(errcode: i64, openid: Option<String>) -> Self {
-        ApiOutcome {
-            body: error_body(errcode),
-            errcode,
-            openid,
-        }
-    }
-}
-
-/// WeChat's message for an errcode (without the `rid` suffix).
-pub(crate) fn errmsg(errcode: i64) -> &'static str {
-    match errcode {
-        -1 => "system error",
-        0 => "ok",
-        40001 => "invalid credential, access_token is invalid or not latest",
-        40002 => "invalid grant_type",
-        40003 => "invalid openid",
-        40013 => "invalid appid",
-        40014 => "invalid access_token",
-        40029 => "invalid code",
-        40030 => "invalid refresh_token",
-        40097 => "invalid args",
-        40125 => "invalid appsecret",
-        40163 => "code been used",
-        41001 => "access_token missing",
-        41002 => "appid missing",
-        41003 => "refresh_token missing",
-        41004 => "appsecret missing",
-        41008 => "missing code",
-        41009 => "missing openid",
-        42001 => "access_token expired",
-        42002 => "refresh_token expired",
-        42003 => "code expired",
-        45009 => "reach max api daily quota limit",
-        45011 => "api minute-quota reach limit  mustslower  retry next minute",
-        48001 => "api unauthorized",
-        50001 => "user unauthorized",
-        _ => "emulated error",
-    }
-}
-
-/// `{"errcode":N,"errmsg":"…, rid: …"}` (`-1` gets exactly `"system error"`).
-pub(crate) fn error_body(errcode: i64) -> String {
-    let msg = if errcode == -1 {
-        errmsg(errcode).to_owned()
-    } else {
-        format!("{}, rid: {}", errmsg(errcode), random_rid())
-    };
-    serde_json::json!({ "errcode": errcode, "errmsg": msg }).to_string()
-}
-
-fn non_empty<'a>(params: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
-    params
-        .get(key)
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-}
-
-#[derive(serde::Serialize)]
-struct TokenBody<'a> {
-    access_token: &'a str,
-    expires_in: u64,
-    refresh_token: &'a str,
-    openid: &'a str,
-    scope: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    is_snapshotuser: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unionid: Option<&'a str>,
-}
-
-#[derive(serde::Serialize)]
-struct UserInfoBody<'a> {
-    openid: &'a str,
-    nickname: &'a str,
-    sex: u8,
-    province: &'a str,
-    city: &'a str,
-    country: &'a str,
-    headimgurl: &'a str,
-    privilege: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unionid: Option<&'a str>,
-}
-
 impl Shared {
     pub(crate) fn new(config: Config) -> Self {
         Shared {
@@ -338,13 +236,12 @@ impl Shared {
     }
 
     /// The user named by `wanted` (created with that openid if unknown), or a new generated user.
-    /// Returns the openid and whether a user was created.
-    pub(crate) fn resolve_user(&self, wanted: Option<&str>) -> (String, bool) {
+    pub(crate) fn resolve_user(&self, wanted: Option<&str>) -> String {
         let mut state = self.lock();
         let wanted = wanted.filter(|id| valid_openid(id));
         if let Some(id) = wanted {
             if state.users.contains_key(id) {
-                return (id.to_owned(), false);
+                return id.to_owned();
             }
         }
         let n = state.user_seq + 1;
@@ -354,7 +251,7 @@ impl Shared {
             headimgurl: self.avatar_url(n, 132),
             ..EmulatedUser::default()
         };
-        (state.insert_user(user), true)
+        state.insert_user(user)
     }
 
     pub(crate) fn expire_access_tokens(&self) {
@@ -403,10 +300,10 @@ impl Shared {
 
     pub(crate) fn record_call(&self, call: Call) {
         log::debug!(
-            "wechat emulator: {:?} openid={:?} errcode={}",
+            "wechat emulator: {:?} openid={:?} answered={:?}",
             call.endpoint,
             call.openid,
-            call.errcode
+            call.answered
         );
         let mut state = self.lock();
         *state.counts.entry(call.endpoint).or_insert(0) += 1;
@@ -430,16 +327,6 @@ impl Shared {
         let mut state = self.lock();
         state.calls.clear();
         state.counts.clear();
-    }
-
-    /// The app named by a call's `appid`.
-    fn app_of(&self, params: &HashMap<String, String>) -> Result<App, ApiOutcome> {
-        match non_empty(params, "appid") {
-            None => Err(ApiOutcome::err(41002, None)),
-            Some(a) if a == self.config.appid => Ok(App::OfficialAccount),
-            Some(a) if a == self.config.web_appid => Ok(App::Website),
-            Some(_) => Err(ApiOutcome::err(40013, None)),
-        }
     }
 
     /// The person whose phone scans the next QR code.
@@ -505,216 +392,6 @@ impl Shared {
         );
         code
     }
-
-    /// `GET /sns/oauth2/access_token`.
-    pub(crate) fn exchange_code(&self, params: &HashMap<String, String>) -> ApiOutcome {
-        let cfg = &self.config;
-        let app = match self.app_of(params) {
-            Ok(app) => app,
-            Err(e) => return e,
-        };
-        let secret = match app {
-            App::OfficialAccount => &cfg.secret,
-            App::Website => &cfg.web_secret,
-        };
-        match non_empty(params, "secret") {
-            None => return ApiOutcome::err(41004, None),
-            Some(s) if s != secret => return ApiOutcome::err(40125, None),
-            Some(_) => {}
-        }
-        if params.get("grant_type").map(String::as_str) != Some("authorization_code") {
-            return ApiOutcome::err(40002, None);
-        }
-        let Some(code) = non_empty(params, "code") else {
-            return ApiOutcome::err(41008, None);
-        };
-        let now = Instant::now();
-        let mut state = self.lock();
-        let record = match state.codes.get_mut(code) {
-            // A code is valid only for the app whose page issued it.
-            Some(r) if r.app != app => return ApiOutcome::err(40029, None),
-            None => return ApiOutcome::err(40029, None),
-            Some(r) if r.used => return ApiOutcome::err(40163, Some(r.openid.clone())),
-            Some(r) if now >= r.expires_at => {
-                return ApiOutcome::err(42003, Some(r.openid.clone()))
-            }
-            Some(r) => {
-                r.used = true;
-                r.clone()
-            }
-        };
-        let Some(user) = state.users.get(&record.openid).cloned() else {
-            return ApiOutcome::err(40029, None);
-        };
-        let snapshot = user.user.snapshot && app == App::OfficialAccount;
-        let openid = match app {
-            _ if snapshot => user.virtual_openid.clone(),
-            App::OfficialAccount => record.openid.clone(),
-            App::Website => user.web_openid.clone(),
-        };
-        // An Official Account has unionids only once bound, and only for snsapi_userinfo; a
-        // Website app's snsapi_login grant always carries it when bound.
-        let unionid = if record.scope != Scope::Base && cfg.open_platform_bound && !snapshot {
-            Some(state.unionid_of(&record.openid))
-        } else {
-            None
-        };
-        let grant = Grant {
-            openid: openid.clone(),
-            user_openid: record.openid.clone(),
-            app,
-            scope: record.scope,
-            unionid,
-            snapshot,
-        };
-        let access_token = state.new_access_token(&grant, now, cfg.access_token_ttl);
-        let refresh_token = state.unused_token();
-        state.refresh_tokens.insert(
-            refresh_token.clone(),
-            TokenRecord {
-                grant: grant.clone(),
-                expires_at: deadline(now, cfg.refresh_token_ttl),
-            },
-        );
-        let body = TokenBody {
-            access_token: &access_token,
-            expires_in: cfg.access_token_ttl.as_secs(),
-            refresh_token: &refresh_token,
-            openid: &grant.openid,
-            scope: grant.scope.as_str(),
-            is_snapshotuser: snapshot.then_some(1),
-            unionid: grant.unionid.as_deref(),
-        };
-        ApiOutcome::ok(json(&body), Some(openid))
-    }
-
-    /// `GET /sns/oauth2/refresh_token`.
-    pub(crate) fn refresh(&self, params: &HashMap<String, String>) -> ApiOutcome {
-        let cfg = &self.config;
-        let app = match self.app_of(params) {
-            Ok(app) => app,
-            Err(e) => return e,
-        };
-        if params.get("grant_type").map(String::as_str) != Some("refresh_token") {
-            return ApiOutcome::err(40002, None);
-        }
-        let Some(refresh_token) = non_empty(params, "refresh_token") else {
-            return ApiOutcome::err(41003, None);
-        };
-        let now = Instant::now();
-        let mut state = self.lock();
-        let record = match state.refresh_tokens.get(refresh_token) {
-            Some(r) if r.grant.app != app => return ApiOutcome::err(40030, None),
-            None => return ApiOutcome::err(40030, None),
-            Some(r) if now >= r.expires_at => {
-                return ApiOutcome::err(42002, Some(r.grant.openid.clone()))
-            }
-            Some(r) => r.clone(),
-        };
-        let grant = record.grant.clone();
-        let access_token = state.new_access_token(&grant, now, cfg.access_token_ttl);
-        let refresh_token = if cfg.rotate_refresh_token {
-            state.refresh_tokens.remove(refresh_token);
-            let new = state.unused_token();
-            // Rotation does not extend the refresh token's life.
-            state.refresh_tokens.insert(new.clone(), record);
-            new
-        } else {
-            refresh_token.to_owned()
-        };
-        let body = TokenBody {
-            access_token: &access_token,
-            expires_in: cfg.access_token_ttl.as_secs(),
-            refresh_token: &refresh_token,
-            openid: &grant.openid,
-            scope: grant.scope.as_str(),
-            is_snapshotuser: grant.snapshot.then_some(1),
-            // WeChat's documented refresh answer has no unionid.
-            unionid: None,
-        };
-        ApiOutcome::ok(json(&body), Some(grant.openid))
-    }
-
-    /// Looks up a valid access token for `openid` (shared by userinfo and auth).
-    fn check_access_token(&self, params: &HashMap<String, String>) -> Result<Grant, ApiOutcome> {
-        let Some(token) = non_empty(params, "access_token") else {
-            return Err(ApiOutcome::err(41001, None));
-        };
-        let Some(openid) = non_empty(params, "openid") else {
-            return Err(ApiOutcome::err(41009, None));
-        };
-        let asked = Some(openid.to_owned());
-        let state = self.lock();
-        match state.access_tokens.get(token) {
-            None => Err(ApiOutcome::err(40014, asked)),
-            Some(t) if Instant::now() >= t.expires_at => Err(ApiOutcome::err(42001, asked)),
-            Some(t) if t.grant.openid != openid => Err(ApiOutcome::err(40003, asked)),
-            Some(t) => Ok(t.grant.clone()),
-        }
-    }
-
-    /// `GET /sns/userinfo`.
-    pub(crate) fn userinfo(&self, params: &HashMap<String, String>) -> ApiOutcome {
-        let grant = match self.check_access_token(params) {
-            Ok(g) => g,
-            Err(e) => return e,
-        };
-        let openid = Some(grant.openid.clone());
-        if grant.scope == Scope::Base {
-            return ApiOutcome::err(48001, openid);
-        }
-        match params.get("lang").map(String::as_str) {
-            None | Some("" | "zh_CN" | "zh_TW" | "en") => {}
-            Some(_) => return ApiOutcome::err(40097, openid),
-        }
-        if grant.snapshot {
-            // Snapshot-mode users are anonymous: WeChat shows them as "微信用户" with the default avatar.
-            let headimgurl = self.avatar_url(0, 132);
-            let body = UserInfoBody {
-                openid: &grant.openid,
-                nickname: "微信用户",
-                sex: 0,
-                province: "",
-                city: "",
-                country: "",
-                headimgurl: &headimgurl,
-                privilege: &[],
-                unionid: None,
-            };
-            return ApiOutcome::ok(json(&body), openid);
-        }
-        let Some(user) = self.user(&grant.user_openid) else {
-            return ApiOutcome::err(40003, openid);
-        };
-        let body = UserInfoBody {
-            openid: &grant.openid,
-            nickname: &user.nickname,
-            sex: user.sex,
-            province: &user.province,
-            city: &user.city,
-            country: &user.country,
-            headimgurl: &user.headimgurl,
-            privilege: &user.privilege,
-            unionid: grant.unionid.as_deref(),
-        };
-        ApiOutcome::ok(json(&body), openid)
-    }
-
-    /// `GET /sns/auth`.
-    pub(crate) fn auth(&self, params: &HashMap<String, String>) -> ApiOutcome {
-        match self.check_access_token(params) {
-            Ok(grant) => ApiOutcome::ok(
-                r#"{"errcode":0,"errmsg":"ok"}"#.to_owned(),
-                Some(grant.openid),
-            ),
-            Err(e) => e,
-        }
-    }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    // Serializing these plain structs cannot fail; fall back to a busy answer just in case.
-    serde_json::to_string(value).unwrap_or_else(|_| error_body(-1))
 }
 
 impl State {
@@ -762,7 +439,7 @@ impl State {
         }
     }
 
-    fn unused_token(&self) -> String {
+    pub(crate) fn unused_token(&self) -> String {
         loop {
             let t = random_token();
             if !self.access_tokens.contains_key(&t) && !self.refresh_tokens.contains_key(&t) {
@@ -772,7 +449,7 @@ impl State {
     }
 
     /// The user's unionid, generated and remembered on first use.
-    fn unionid_of(&mut self, openid: &str) -> String {
+    pub(crate) fn unionid_of(&mut self, openid: &str) -> String {
         match self.users.get_mut(openid) {
             Some(record) => record
                 .user
@@ -783,7 +460,12 @@ impl State {
         }
     }
 
-    fn new_access_token(&mut self, grant: &Grant, now: Instant, ttl: Duration) -> String {
+    pub(crate) fn new_access_token(
+        &mut self,
+        grant: &Grant,
+        now: Instant,
+        ttl: Duration,
+    ) -> String {
         self.maybe_prune(now);
         let token = self.unused_token();
         self.access_tokens.insert(
