@@ -213,7 +213,8 @@ async fn attach(config: &WeChatConfig, mut user: SignedIn) -> Result<SignedIn, E
                 value.len()
             );
             Err(ErrorKind::Misconfigured(
-                "the sign-in hook attached over 256 bytes",
+                "the sign-in hook (on_sign_in) attached over 256 bytes: attach a short id and keep \
+                 the rest in your own store",
             ))
         }
         Ok(value) => {

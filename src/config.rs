@@ -188,6 +188,10 @@ impl SignInRefused {
 pub(crate) struct PageSettings {
     pub(crate) lang: Option<Lang>,
     pub(crate) renderer: Option<PageRenderer>,
+    /// Derived by `build`: the configuration says this is a developer's machine (WeChat's side
+    /// on loopback, i.e. an emulator, or a loopback `public_url`), so a misconfiguration page
+    /// says what to fix.
+    pub(crate) developer: bool,
 }
 
 impl Settings {
@@ -219,6 +223,7 @@ impl Settings {
                 .lang
                 .unwrap_or_else(|| visitor_lang(req.headers())),
             pages: self.pages.renderer.clone(),
+            developer: self.pages.developer,
         }
     }
 }
@@ -1061,6 +1066,13 @@ impl WeChatConfigBuilder {
                 .map_err(|_| ConfigError::InvalidCertificate)?;
         }
         self.client.api_base = api_base.as_str().trim_end_matches('/').to_owned();
+        // Never decided from a request's address: behind any local proxy it is loopback.
+        self.pages.developer = [&public, &open_base, &api_base]
+            .into_iter()
+            .any(is_loopback);
+        if self.pages.developer {
+            crate::negotiate::developer_machine_seen();
+        }
         let site = Site::of(
             &public,
             &open_base,

@@ -236,12 +236,24 @@ struct JsonError<'a> {
     errcode: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorize_url: Option<&'a str>,
+    /// On a developer's machine, what to fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'static str>,
     /// The authorize URL of each flow this browser can use, by app kind.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     flows: std::collections::BTreeMap<&'static str, &'a str>,
 }
 
 impl Error {
+    /// What to fix, shown only when the configuration says this is a developer's machine:
+    /// in production a misconfiguration is only "misconfigured".
+    fn hint(&self) -> Option<&'static str> {
+        match self.kind {
+            ErrorKind::Misconfigured(fix) if self.reply.developer => Some(fix),
+            _ => None,
+        }
+    }
+
     fn errcode(&self) -> Option<i64> {
         match &self.kind {
             ErrorKind::WeChat { code, .. } | ErrorKind::CodeRejected(code) => Some(code.code()),
@@ -256,6 +268,7 @@ impl Error {
         page.link.clone_from(&self.link);
         page.errcode = self.errcode();
         page.code = self.kind.code();
+        page.hint = self.hint();
         page
     }
 }
@@ -272,6 +285,7 @@ impl ResponseError for Error {
                 message: self.kind.page_kind().text(self.reply.lang).message,
                 errcode: self.errcode(),
                 authorize_url: self.link.as_deref(),
+                hint: self.hint(),
                 flows: self
                     .flows
                     .iter()

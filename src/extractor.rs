@@ -146,16 +146,29 @@ impl FromRequest for WeChatUser {
                 }
             }
             None => {
-                error!(
-                    "WeChatUser extracted on {} but no WeChatAuth middleware covers this route: \
-                     wrap the App, scope or resource with WeChatAuth",
-                    req.path()
-                );
+                warn_unwrapped_once(req);
                 Err(Error::new(
-                    ErrorKind::Misconfigured("WeChatUser used on a route without WeChatAuth"),
+                    ErrorKind::Misconfigured(UNWRAPPED_FIX),
                     Reply::guess(req),
                 ))
             }
         })
+    }
+}
+
+/// What to do when `WeChatUser` is extracted where no `WeChatAuth` runs.
+const UNWRAPPED_FIX: &str = "WeChatUser (or Option<WeChatUser>) is taken on a route no WeChatAuth \
+    wraps: add .wrap(WeChatAuth::new(config)) to the App, scope or resource that serves it, inside \
+    SessionMiddleware";
+
+/// Logs the missing `WeChatAuth` once per worker: `Option<WeChatUser>` turns the error into `None`
+/// on every request, and one line per request would bury the log.
+fn warn_unwrapped_once(req: &HttpRequest) {
+    thread_local!(static LOGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if !LOGGED.replace(true) {
+        error!(
+            "{UNWRAPPED_FIX} (first seen on {}; logged once per worker)",
+            req.path()
+        );
     }
 }

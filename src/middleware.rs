@@ -30,6 +30,11 @@ use crate::{
     upkeep::{decide, AfterCheck, AfterRefresh, Calls, Upkeep, Upstream},
 };
 
+/// What to do when no `SessionMiddleware` runs outside `WeChatAuth`.
+const NO_SESSION_FIX: &str =
+    "actix-session's SessionMiddleware must wrap outside WeChatAuth: call \
+    .wrap(WeChatAuth) first and .wrap(SessionMiddleware) after it (the last .wrap runs first)";
+
 /// What a route wrapped by an instance needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Requirement {
@@ -290,8 +295,7 @@ where
             match worker.route(&req) {
                 Route::Pass => return forward(&service, req).await,
                 Route::NoSession => {
-                    let kind =
-                        ErrorKind::Misconfigured("SessionMiddleware must wrap outside WeChatAuth");
+                    let kind = ErrorKind::Misconfigured(NO_SESSION_FIX);
                     return Ok(worker.answer_error(req, kind));
                 }
                 Route::Callback => {
@@ -580,9 +584,8 @@ impl Worker {
         } else {
             session.remove(MARKER);
             error!(
-                "WeChatAuth found no session: actix-session's SessionMiddleware must wrap outside \
-                 WeChatAuth. Call .wrap(WeChatAuth) first and .wrap(SessionMiddleware) after it \
-                 (the last .wrap runs first). Every request is answered 500 until this is fixed."
+                "WeChatAuth found no session: {NO_SESSION_FIX}. Every request is answered 500 \
+                 until this is fixed."
             );
         }
         present

@@ -28,6 +28,17 @@ pub(crate) struct Reply {
     pub(crate) format: Format,
     pub(crate) lang: Lang,
     pub(crate) pages: Option<PageRenderer>,
+    /// A misconfiguration answer says what to fix (see `PageSettings::developer`).
+    pub(crate) developer: bool,
+}
+
+/// Whether a configuration of this process said it runs on a developer's machine: what an
+/// answer made without a configuration (`WeChatUser` with no `WeChatAuth`) goes by.
+static DEVELOPER_MACHINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called by `build` for a developer's configuration.
+pub(crate) fn developer_machine_seen() {
+    DEVELOPER_MACHINE.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Reply {
@@ -37,6 +48,7 @@ impl Reply {
             format: Format::Html,
             lang,
             pages: None,
+            developer: false,
         }
     }
 
@@ -64,6 +76,7 @@ impl Reply {
             format: guess_format(req),
             lang: visitor_lang(req.headers()),
             pages: None,
+            developer: DEVELOPER_MACHINE.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

@@ -346,6 +346,10 @@ pub struct Page {
     pub qr_frame: Option<String>,
     /// [`PageKind::OpenInWeChat`]: the page's absolute URL, to open in WeChat (QR code, copy).
     pub page_url: Option<String>,
+    /// [`PageKind::Misconfigured`] on a developer's machine (the configuration points at an
+    /// emulator or has a loopback `public_url`): what to fix, in English. `None` in production,
+    /// where visitors see only that sign-in is unavailable.
+    pub hint: Option<&'static str>,
 }
 
 impl Page {
@@ -393,6 +397,7 @@ impl Page {
             code: "",
             qr_frame: None,
             page_url: None,
+            hint: None,
         }
     }
 
@@ -421,6 +426,17 @@ impl Page {
             ),
             _ => String::new(),
         };
+        let hint = self.hint.map_or_else(String::new, |fix| {
+            let label = match self.lang {
+                Lang::ZhCn => "开发提示",
+                Lang::ZhTw => "開發提示",
+                Lang::En => "Developer hint",
+            };
+            format!(
+                r#"<p class="hint" id="hint"><b>{label}</b> {}</p>"#,
+                escape(fix)
+            )
+        });
         let detail = match (self.code, self.errcode) {
             ("", None) => String::new(),
             (code, Some(errcode)) => format!(r#"<p class="code">{code} · {errcode}</p>"#),
@@ -431,7 +447,7 @@ impl Page {
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1,viewport-fit=cover\">\
              <meta name=\"color-scheme\" content=\"light dark\"><title>{title}</title>\
              <style>{STYLE}</style></head><body><main class=\"msg\">{icon}\
-             <h1>{title}</h1><p class=\"desc\">{message}</p>{extra}{action}{detail}</main></body></html>",
+             <h1>{title}</h1><p class=\"desc\">{message}</p>{hint}{extra}{action}{detail}</main></body></html>",
             lang = html_lang(self.lang),
             title = escape(text.title),
             message = escape(text.message),
@@ -615,6 +631,7 @@ background:var(--btn);color:#fff;font-size:17px;font-weight:500;text-decoration:
 -webkit-tap-highlight-color:transparent}\
 .btn:active{background:var(--btn-active)}\
 .code{margin:32px 0 0;font-size:12px;color:var(--code)}\
+.hint{margin:24px 0 0;padding:12px;border-radius:8px;background:#fff4e5;color:#8a4b00;font-size:14px;text-align:left;word-break:break-word}\
 .link{font-size:14px;color:#576b95;text-decoration:none}\
 .qr{display:block;margin:0 auto 24px;width:300px;max-width:100%;height:400px;border:0;overflow:hidden}\
 div.qr{width:220px;height:auto;padding:8px;background:#fff;border-radius:8px}\

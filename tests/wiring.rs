@@ -20,11 +20,20 @@ async fn session_middleware_inside_wechat_auth_is_a_500_naming_the_fix() {
         assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "{shape:?}");
         assert!(page.location.is_none());
         assert!(page.body.contains("misconfigured"), "{}", page.body);
+        // The configuration points at the emulator: a developer's machine, told what to fix.
+        assert!(
+            page.body.contains(r#"id="hint""#) && page.body.contains(".wrap(WeChatAuth) first"),
+            "{}",
+            page.body
+        );
         let api = browser
             .get_with(&s.url("/anything"), &[("accept", "application/json")])
             .await;
         assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(api.json()["error"], "misconfigured");
+        assert!(api.json()["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("SessionMiddleware must wrap outside")));
         // Every request, not just the first one of a worker.
         assert_eq!(browser.get(&s.url("/again")).await.status, 500);
         assert_eq!(s.emulator.calls().len(), 0);
@@ -35,14 +44,54 @@ async fn session_middleware_inside_wechat_auth_is_a_500_naming_the_fix() {
 }
 
 #[actix_web::test]
-async fn extractor_without_the_middleware_is_a_clear_500() {
+async fn in_production_a_misconfiguration_is_only_misconfigured() {
+    // WeChat's real hosts and a public https URL: nothing says this is a developer's machine,
+    // though the request itself comes from loopback.
+    let s = Setup::new(Shape::NoSession, |c| {
+        c.public_url("https://h5.example.com")
+            .open_base("https://open.weixin.qq.com")
+            .api_base("https://api.weixin.qq.com")
+    });
+    let browser = s.browser();
+    let page = browser.get(&s.url("/anything")).await;
+    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(page.body.contains("misconfigured"), "{}", page.body);
+    assert!(
+        !page.body.contains(r#"id="hint""#) && !page.body.contains(".wrap("),
+        "{}",
+        page.body
+    );
+    let api = browser
+        .get_with(&s.url("/anything"), &[("accept", "application/json")])
+        .await;
+    assert_eq!(api.json()["error"], "misconfigured");
+    assert!(api.json().get("hint").is_none(), "{}", api.body);
+}
+
+#[actix_web::test]
+async fn extractor_without_the_middleware_is_a_clear_500_logged_once_per_worker() {
     let s = Setup::new(Shape::NoMiddleware, |c| c);
-    let hop = Browser::new().get(&s.url("/x")).await;
-    assert_eq!(hop.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(hop.body.contains("misconfigured"));
-    assert!(logs()
-        .iter()
-        .any(|l| l.contains("no WeChatAuth middleware covers this route")));
+    let count = || {
+        logs()
+            .iter()
+            .filter(|l| l.starts_with("ERROR") && l.contains("no WeChatAuth wraps"))
+            .count()
+    };
+    let before = count();
+    let browser = Browser::new();
+    for _ in 0..10 {
+        let hop = browser.get(&s.url("/x")).await;
+        assert_eq!(hop.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(hop.body.contains("misconfigured"));
+        assert!(
+            hop.body.contains(".wrap(WeChatAuth::new(config))"),
+            "{}",
+            hop.body
+        );
+    }
+    // The app has two workers: at most one line each, however many requests.
+    let logged = count() - before;
+    assert!((1..=2).contains(&logged), "{logged} lines for 10 requests");
 }
 
 #[actix_web::test]
