@@ -102,6 +102,9 @@ mod wire;
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
+#[cfg(feature = "emulator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
+pub mod testing;
 
 pub use config::{AppKind, ConfigError, Lang, SignInRefused, WeChatConfig, WeChatConfigBuilder};
 pub use error::{Error, ErrorKind};

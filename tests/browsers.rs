@@ -405,3 +405,117 @@ async fn the_sign_in_hook_refuses_and_attaches() {
     );
     assert!(refused.session(&s.app.base).get("wx").is_none());
 }
+
+/// The test kit users get (`actix_wechat_auth::testing`): one call signs a browser in, for both
+/// scopes and both apps, through the app's real sign-in and the emulator's consent page.
+#[actix_web::test]
+async fn the_test_kit_signs_in_with_both_scopes_and_both_apps() {
+    use actix_session::{storage::CookieSessionStore, SessionMiddleware};
+    use actix_web::{cookie::Key, web, App, HttpResponse};
+    use actix_wechat_auth::testing::{TestApp, TestClient};
+    use actix_wechat_auth::{Scope, WeChatAuth, WeChatUser};
+
+    // No auto-approval: the kit must get through the consent page itself.
+    let emu = Emulator::start().unwrap();
+    let openid = emu.add_user(EmulatedUser::new("测试者"));
+    let key = Key::generate();
+    let config = emu.config().website_app(emu.web_appid(), emu.web_secret());
+    let app = TestApp::start(config, move |config| {
+        let wechat = WeChatAuth::new(config);
+        let me = |user: WeChatUser| async move {
+            HttpResponse::Ok().json(serde_json::json!({
+                "openid": user.openid(),
+                "scope": user.scope().as_str(),
+                "app": user.app().as_str(),
+                "nickname": user.profile().map(|p| p.nickname.clone()),
+            }))
+        };
+        App::new()
+            .service(
+                web::resource("/base")
+                    .wrap(wechat.require(Scope::Base))
+                    .get(me),
+            )
+            .service(
+                web::resource("/info")
+                    .wrap(wechat.require(Scope::UserInfo))
+                    .get(me),
+            )
+            .wrap(wechat.optional())
+            .wrap(SessionMiddleware::new(
+                CookieSessionStore::default(),
+                key.clone(),
+            ))
+    });
+
+    let phone = TestClient::wechat();
+    assert_eq!(phone.get_json(&app.url("/base")).await.status, 401);
+    phone.sign_in(&app.url("/base"), &openid).await;
+    let base = phone.get_json(&app.url("/base")).await.json();
+    assert_eq!(base["openid"], openid.as_str());
+    assert_eq!(base["scope"], "snsapi_base");
+    assert_eq!(base["nickname"], serde_json::Value::Null);
+    // The stronger scope is a new sign-in, through the consent page.
+    assert_eq!(phone.get_json(&app.url("/info")).await.status, 401);
+    phone.sign_in(&app.url("/info"), &openid).await;
+    let info = phone.get_json(&app.url("/info")).await.json();
+    assert_eq!(info["scope"], "snsapi_userinfo");
+    assert_eq!(info["nickname"], "测试者");
+    assert_eq!(info["app"], "official_account");
+
+    // A laptop signs in by QR code with the Website app: the same person, another openid.
+    let laptop = TestClient::desktop();
+    laptop.sign_in(&app.url("/info"), &openid).await;
+    let web = laptop.get_json(&app.url("/info")).await.json();
+    assert_eq!(web["app"], "website");
+    assert_eq!(web["scope"], "snsapi_login");
+    assert_eq!(web["openid"], emu.website_openid(&openid).unwrap().as_str());
+    assert_eq!(web["nickname"], "测试者");
+    // Each browser kept its own cookies.
+    assert_eq!(
+        phone.get_json(&app.url("/info")).await.json()["app"],
+        "official_account"
+    );
+}
+
+/// A handler unit test with a fake user: no server, no emulator; `Option<WeChatUser>` too.
+#[actix_web::test]
+async fn a_fake_user_is_extracted_in_unit_tests() {
+    use actix_web::{test, web, App};
+    use actix_wechat_auth::testing::FakeUser;
+    use actix_wechat_auth::{AppKind, WeChatUser};
+
+    async fn hello(user: Option<WeChatUser>) -> String {
+        match user {
+            Some(u) => format!("{} {:?} {}", u.openid(), u.unionid(), u.app().as_str()),
+            None => "stranger".to_owned(),
+        }
+    }
+    async fn strict(user: WeChatUser) -> String {
+        user.openid().to_owned()
+    }
+    let app = test::init_service(
+        App::new()
+            .route("/", web::get().to(hello))
+            .route("/strict", web::get().to(strict)),
+    )
+    .await;
+    let req = test::TestRequest::get().uri("/").to_request();
+    FakeUser::new("o_web")
+        .unionid("u1")
+        .app(AppKind::Website, "wxweb")
+        .attach(&req);
+    let body = test::call_and_read_body(&app, req).await;
+    assert_eq!(body, "o_web Some(\"u1\") website");
+
+    let req = test::TestRequest::get().uri("/").to_request();
+    FakeUser::attach_anonymous(&req);
+    assert_eq!(test::call_and_read_body(&app, req).await, "stranger");
+    let req = test::TestRequest::get()
+        .uri("/strict")
+        .insert_header(("accept", "application/json"))
+        .to_request();
+    FakeUser::attach_anonymous(&req);
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 401);
+}

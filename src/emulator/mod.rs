@@ -15,7 +15,7 @@ mod authorize;
 mod control;
 mod faults;
 mod qrconnect;
-mod server;
+pub(crate) mod server;
 mod sns;
 mod state;
 

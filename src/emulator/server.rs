@@ -6,7 +6,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpResponse, HttpServer};
 
 use super::state::{Config, Shared};
@@ -46,22 +46,10 @@ pub(crate) fn start(builder: EmulatorBuilder) -> io::Result<Emulator> {
     let shared = Arc::new(Shared::new(config));
     let workers = builder.workers.max(1);
 
-    let (tx, rx) = mpsc::sync_channel::<io::Result<ServerHandle>>(1);
     let for_server = Arc::clone(&shared);
-    let thread = thread::Builder::new()
-        .name(format!("wechat-emulator-{port}"))
-        .spawn(move || run(listener, for_server, workers, tx))?;
-    let server = match rx.recv() {
-        Ok(Ok(handle)) => handle,
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            return Err(e);
-        }
-        Err(_) => {
-            let _ = thread.join();
-            return Err(io::Error::other("the emulator's server thread exited"));
-        }
-    };
+    let (server, thread) = spawn(format!("wechat-emulator-{port}"), move || {
+        serve(listener, for_server, workers)
+    })?;
     log::info!(
         "wechat emulator listening on {local} (open base {}, api base {api_base})",
         shared.config.open_base
@@ -75,40 +63,56 @@ pub(crate) fn start(builder: EmulatorBuilder) -> io::Result<Emulator> {
     })
 }
 
-/// The server thread: its own actix system running the `HttpServer` until stopped.
-fn run(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    workers: usize,
-    tx: mpsc::SyncSender<io::Result<ServerHandle>>,
-) {
-    let system = actix_web::rt::System::new();
-    system.block_on(async move {
-        let data = web::Data::from(Arc::clone(&shared));
-        let counter = Arc::clone(&shared);
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
-            .workers(workers)
-            .disable_signals()
-            .shutdown_timeout(1)
-            // Longer than client pools keep idle connections (awc: 15 s), so that the client closes
-            // first and never reuses a connection the server is closing.
-            .keep_alive(KEEP_ALIVE)
-            .on_connect(move |_, _| counter.connection_accepted())
-            .listen(listener);
-        let server = match server {
-            Ok(server) => server.run(),
-            Err(e) => {
-                let _ = tx.send(Err(e));
+/// Runs the server `build` makes on a thread of its own, in its own actix system, until stopped:
+/// so that it can be started from synchronous code and from inside any runtime alike.
+pub(crate) fn spawn<B>(name: String, build: B) -> io::Result<(ServerHandle, JoinHandle<()>)>
+where
+    B: FnOnce() -> io::Result<Server> + Send + 'static,
+{
+    let (tx, rx) = mpsc::sync_channel::<io::Result<ServerHandle>>(1);
+    let thread = thread::Builder::new().name(name).spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = match build() {
+                Ok(server) => server,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            if tx.send(Ok(server.handle())).is_err() {
                 return;
             }
-        };
-        if tx.send(Ok(server.handle())).is_err() {
-            return;
+            if let Err(e) = server.await {
+                log::error!("server error: {e}");
+            }
+        });
+    })?;
+    match rx.recv() {
+        Ok(Ok(handle)) => Ok((handle, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
         }
-        if let Err(e) = server.await {
-            log::error!("wechat emulator: server error: {e}");
+        Err(_) => {
+            let _ = thread.join();
+            Err(io::Error::other("the server thread exited"))
         }
-    });
+    }
+}
+
+/// The emulator's `HttpServer` on `listener`.
+fn serve(listener: TcpListener, shared: Arc<Shared>, workers: usize) -> io::Result<Server> {
+    let data = web::Data::from(Arc::clone(&shared));
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(1)
+        // Longer than client pools keep idle connections (awc: 15 s), so that the client closes
+        // first and never reuses a connection the server is closing.
+        .keep_alive(KEEP_ALIVE)
+        .on_connect(move |_, _| shared.connection_accepted())
+        .listen(listener)?;
+    Ok(server.run())
 }
 
 /// Stops the server at once and waits (bounded) for its thread.
@@ -123,7 +127,7 @@ pub(crate) fn stop(server: &ServerHandle, thread: Option<JoinHandle<()>>) {
     if thread.is_finished() {
         let _ = thread.join();
     } else {
-        log::warn!("wechat emulator: the server thread did not stop within {STOP_WAIT:?}");
+        log::warn!("the server thread did not stop within {STOP_WAIT:?}");
     }
 }
 
