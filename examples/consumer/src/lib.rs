@@ -44,5 +44,7 @@ pub fn app(
 
 /// Nicknames are any Unicode: escape them before they go into HTML.
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
