@@ -19,6 +19,7 @@ use crate::{
     negotiate::{is_wechat, Browser, Flow},
     pending::{PendingCookies, PendingSignIn, StateMatch},
     session::{unix_now, AuthSession, SignedIn},
+    telemetry,
     tokens::Scope,
     wire::ErrCode,
 };
@@ -45,9 +46,14 @@ pub(crate) async fn handle(
 ) -> HttpResponse {
     let settings = &config.settings;
     let mut pending = PendingCookies::of(&settings.site, &settings.sign_in, req);
-    let mut res = match sign_in(config, client, req, &mut pending).await {
-        Ok(res) => res,
+    let mut flow = None;
+    let mut res = match sign_in(config, client, req, &mut pending, &mut flow).await {
+        Ok((outcome, res)) => {
+            telemetry::sign_in(flow, outcome);
+            res
+        }
         Err(err) => {
+            telemetry::sign_in(flow, err.kind().code());
             if err.kind().status().is_server_error() {
                 warn!("WeChat callback failed: {err}");
             } else {
@@ -71,7 +77,8 @@ async fn sign_in(
     client: &WeChatClient,
     req: &ServiceRequest,
     pending_cookies: &mut PendingCookies<'_>,
-) -> Result<HttpResponse, Error> {
+    flow: &mut Option<AppKind>,
+) -> Result<(&'static str, HttpResponse), Error> {
     // Always pages: the callback is a browser navigation.
     let reply = config.settings.reply(req).as_page();
     let page = |kind| Error::new(kind, reply.clone());
@@ -91,16 +98,21 @@ async fn sign_in(
         // A double callback or a reload after this browser already signed in: no second
         // exchange, just go on.
         StateMatch::AlreadyUsed(pending) if signed_in_for(config, &store, pending.scope) => {
-            return Ok(back_to(config, &pending.return_to, None));
+            *flow = Some(pending.app);
+            return Ok((
+                "already_signed_in",
+                back_to(config, &pending.return_to, None),
+            ));
         }
         // Never an exchange: the code is not this browser's to use.
         StateMatch::AlreadyUsed(_) | StateMatch::Unknown => {
             return match lost_state(config, req, pending_cookies, query.restarted.is_some()) {
-                Some(restart) => Ok(restart),
+                Some(restart) => Ok(("restarted", restart)),
                 None => Err(page(ErrorKind::InvalidState).with_link(home)),
             };
         }
     };
+    *flow = Some(pending.app);
     let start_again = format!("{}{}", config.settings.site.mount_path, pending.return_to);
 
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
@@ -125,7 +137,8 @@ async fn sign_in(
                 code,
                 start_again,
                 req,
-            );
+            )
+            .map(|restart| ("restarted", restart));
         }
         Err(kind) => return Err(page(kind).with_link(start_again)),
     };
@@ -170,7 +183,10 @@ async fn sign_in(
         })
         .with_link(start_again));
     }
-    Ok(back_to(config, &pending.return_to, query.hash.as_deref()))
+    Ok((
+        "signed_in",
+        back_to(config, &pending.return_to, query.hash.as_deref()),
+    ))
 }
 
 /// A callback whose `state` this browser does not hold (its cookie lost in the webview, an old

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::{
     config::{App, ClientSettings},
     error::ErrorKind,
+    telemetry,
     tokens::{AccessToken, RefreshToken},
     wire::{self, Acknowledgement, ErrCode, ParseError, Profile, TokenResponse},
 };
@@ -47,6 +48,31 @@ impl Endpoint {
     /// so the exchange is retried only when the request surely never arrived.
     fn idempotent(self) -> bool {
         !matches!(self, Endpoint::AccessToken)
+    }
+}
+
+impl Endpoint {
+    /// The metrics' name: the last segment of the path.
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::AccessToken => "access_token",
+            Endpoint::RefreshToken => "refresh_token",
+            Endpoint::UserInfo => "userinfo",
+            Endpoint::Auth => "auth",
+        }
+    }
+}
+
+/// The `errcode` label of an attempt: `0`, WeChat's errcode, or how it failed.
+fn errcode_label<T>(answer: &Result<T, Failure>) -> String {
+    match answer {
+        Ok(_) => "0".to_owned(),
+        Err(Failure::Parse(ParseError::Api { code, .. })) => code.code().to_string(),
+        Err(Failure::NotSent(_) | Failure::Lost(_)) => "unreachable".to_owned(),
+        Err(Failure::Timeout) => "timeout".to_owned(),
+        Err(Failure::Status(_)) => "http_status".to_owned(),
+        Err(Failure::TooLarge) => "too_large".to_owned(),
+        Err(Failure::Parse(ParseError::Malformed(_))) => "malformed".to_owned(),
     }
 }
 
@@ -216,7 +242,9 @@ impl WeChatClient {
         let mut attempt = 1;
         loop {
             let started = std::time::Instant::now();
-            match self.attempt(&url).await {
+            let answer = self.attempt(&url).await;
+            telemetry::upstream_call(endpoint.name(), errcode_label(&answer), started.elapsed());
+            match answer {
                 Ok(value) => {
                     debug!("WeChat {endpoint} answered in {:?}", started.elapsed());
                     return Ok(value);

@@ -51,6 +51,18 @@
 //! - `redis`: actix-session's pooled Redis store and [`WeChatAuth::share_refreshes`], so that
 //!   checks and refreshes are shared by every instance of the app.
 //!
+//! # Metrics
+//! Through the [`metrics`](https://docs.rs/metrics) facade: nothing is recorded (at no cost)
+//! until the app installs a recorder, e.g. `metrics-exporter-prometheus`.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `wechat_auth_sign_ins_total` | counter | `flow` (`official_account`, `website`, `unknown`), `outcome` (`signed_in`, `already_signed_in`, `restarted`, or the error's code: `access_denied`, `invalid_state`, `wechat_error`…) |
+//! | `wechat_auth_upstream_calls_total` | counter | `endpoint` (`access_token`, `refresh_token`, `userinfo`, `auth`), `errcode` (`0`, WeChat's errcode, `timeout`, `unreachable`, `http_status`, `too_large`, `malformed`); one per attempt |
+//! | `wechat_auth_upstream_seconds` | histogram | `endpoint`: seconds per attempt |
+//! | `wechat_auth_refreshes_total` | counter | `by`: `made` (this request called WeChat) or `shared` (a concurrent request's answer) |
+//! | `wechat_auth_checks_total` | counter | `by`: `made` or `shared`, for `/sns/auth` checks |
+//!
 //! # Session size
 //! The session holds the openid, unionid, granted scope, both tokens, the expiry, the times of the
 //! sign-in and of the last check and, for `snsapi_userinfo`, the profile. Profiles are capped
@@ -95,6 +107,7 @@ mod pending;
 mod return_to;
 mod session;
 mod store_guard;
+mod telemetry;
 mod tokens;
 mod upkeep;
 mod wire;

@@ -25,6 +25,7 @@ use crate::{
     error::ErrorKind,
     flights::SingleFlight,
     session::SignedIn,
+    telemetry,
     tokens::{AccessToken, RefreshToken},
     wire::{ErrCode, TokenResponse},
 };
@@ -195,6 +196,7 @@ impl Upstream {
                 },
             )
             .await;
+        telemetry::upkeep(telemetry::CHECKS, ran.called);
         match ran.outcome {
             Ok(()) => AfterCheck::Valid,
             Err(ErrorKind::WeChat { code, .. }) if code.means_token_invalid() => {
@@ -244,6 +246,7 @@ impl Upstream {
             })
             .await;
         debug!("refresh {}", if ran.called { "made" } else { "shared" });
+        telemetry::upkeep(telemetry::REFRESHES, ran.called);
         match &ran.outcome {
             Ok(tokens) if tokens.openid != user.openid => {
                 error!("a refresh answered for another openid; signing the user out");
