@@ -150,7 +150,7 @@ pub(crate) struct Settings {
 }
 
 /// The app's sign-in hook: see [`WeChatConfigBuilder::on_sign_in`].
-pub(crate) type SignInHook = Arc<
+type SignInHook = Arc<
     dyn Fn(
             crate::WeChatUser,
         )

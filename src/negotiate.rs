@@ -11,7 +11,7 @@ use actix_web::{
 
 use crate::{config::Lang, pages::PageRenderer};
 
-pub(crate) type RequestPredicate = Arc<dyn Fn(&ServiceRequest) -> bool + Send + Sync>;
+type RequestPredicate = Arc<dyn Fn(&ServiceRequest) -> bool + Send + Sync>;
 
 /// How the middleware answers a request it answers itself: chosen from the request, because
 /// [`ResponseError::error_response`](actix_web::ResponseError::error_response) does not see it.
@@ -339,7 +339,7 @@ impl RequestFilter {
 
 /// The answer format for a request when no configuration is at hand (the extractor without the
 /// middleware, the session store guard): JSON for scripts, HTML for pages.
-pub(crate) fn guess_format(req: &impl HttpMessage) -> Format {
+fn guess_format(req: &impl HttpMessage) -> Format {
     if is_script(req.headers()) || prefers_json(req) {
         Format::Json
     } else {

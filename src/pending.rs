@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// Pending sign-ins kept at once (several tabs, API 401s); older ones are dropped.
-pub(crate) const MAX_PENDING: usize = 3;
+const MAX_PENDING: usize = 3;
 const WAITING: &str = "wxs_";
 const USED: &str = "wxu_";
 /// Set when a callback with a lost `state` restarted the sign-in: the next one shows a page.

@@ -7,13 +7,13 @@ use crate::config::AppKind;
 /// Counter: callbacks, by `flow` (`official_account`, `website`, `unknown` when the `state` named
 /// no sign-in of this browser) and `outcome` (`signed_in`, `already_signed_in`, `restarted`, or
 /// the error's code: `access_denied`, `invalid_state`, `wechat_error`…).
-pub(crate) const SIGN_INS: &str = "wechat_auth_sign_ins_total";
+const SIGN_INS: &str = "wechat_auth_sign_ins_total";
 /// Counter: attempts of calls to WeChat's sns API, by `endpoint` (`access_token`,
 /// `refresh_token`, `userinfo`, `auth`) and `errcode` (`0`, WeChat's errcode, or `timeout`,
 /// `unreachable`, `http_status`, `too_large`, `malformed`).
-pub(crate) const UPSTREAM_CALLS: &str = "wechat_auth_upstream_calls_total";
+const UPSTREAM_CALLS: &str = "wechat_auth_upstream_calls_total";
 /// Histogram: seconds an attempt took, by `endpoint`.
-pub(crate) const UPSTREAM_SECONDS: &str = "wechat_auth_upstream_seconds";
+const UPSTREAM_SECONDS: &str = "wechat_auth_upstream_seconds";
 /// Counter: token refreshes, by `by`: `made` (this request called WeChat) or `shared` (it got
 /// the answer of a concurrent one, or of one just made).
 pub(crate) const REFRESHES: &str = "wechat_auth_refreshes_total";

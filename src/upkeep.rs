@@ -101,7 +101,7 @@ pub(crate) enum AfterRefresh {
 
 /// The pure decision after a refresh: from its outcome, whose it was and whether the current
 /// token still works.
-pub(crate) fn after_refresh(
+fn after_refresh(
     outcome: Result<Arc<TokenResponse>, ErrorKind>,
     user: &SignedIn,
     still_usable: bool,

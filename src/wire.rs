@@ -393,7 +393,7 @@ const MAX_IDENTITY: usize = 64;
 const MAX_TOKEN: usize = 512;
 
 /// Whether `s` can be an openid or unionid: 1–64 characters of `[A-Za-z0-9_-]`.
-pub(crate) fn is_identity(s: &str) -> bool {
+fn is_identity(s: &str) -> bool {
     (1..=MAX_IDENTITY).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

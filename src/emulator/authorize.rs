@@ -15,9 +15,9 @@ use super::state::{valid_openid, Scope, Shared};
 use super::{Answered, Endpoint};
 
 /// The cookie naming the WeChat user signed in "in the app".
-pub(crate) const USER_COOKIE: &str = "wxemu_user";
+const USER_COOKIE: &str = "wxemu_user";
 /// The header that overrides the cookie (for test clients).
-pub(crate) const USER_HEADER: &str = "x-emulator-user";
+const USER_HEADER: &str = "x-emulator-user";
 
 /// The parameters, in the only order WeChat accepts.
 const ORDER: [&str; 6] = [
@@ -41,7 +41,7 @@ pub(crate) struct AuthorizeRequest {
 }
 
 /// Splits the raw query into decoded pairs, checking names, duplicates and order.
-pub(crate) fn parse_ordered_query(raw: &str) -> Result<HashMap<String, String>, PageError> {
+fn parse_ordered_query(raw: &str) -> Result<HashMap<String, String>, PageError> {
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut last: Option<usize> = None;
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {

@@ -13,19 +13,18 @@ use rand::Rng;
 use super::{Call, EmulatedUser, Endpoint, Fault};
 
 /// Characters of WeChat's openids, unionids and tokens (base64url).
-pub(crate) const B64URL: &[u8] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 /// Characters of authorization codes.
-pub(crate) const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 /// The call log keeps at most this many entries (counters stay exact).
-pub(crate) const CALL_LOG_CAPACITY: usize = 100_000;
+const CALL_LOG_CAPACITY: usize = 100_000;
 /// How long used or expired codes and expired tokens are remembered before being forgotten.
 const GRACE: Duration = Duration::from_secs(600);
 /// Prune every this many insertions.
 const PRUNE_EVERY: u64 = 1024;
 
 /// A random string of `len` characters taken from `alphabet`.
-pub(crate) fn random_string(alphabet: &[u8], len: usize) -> String {
+fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
     (0..len)
         .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
@@ -33,7 +32,7 @@ pub(crate) fn random_string(alphabet: &[u8], len: usize) -> String {
 }
 
 /// An openid-like identifier: `o` followed by 27 base64url characters (28 characters in all).
-pub(crate) fn random_openid() -> String {
+fn random_openid() -> String {
     format!("o{}", random_string(B64URL, 27))
 }
 
