@@ -1038,7 +1038,7 @@ const MICRO_CASES: [&str; 5] = [
 ];
 
 /// Criterion's median estimate (ns per call, with its 95 % confidence interval) of each case of
-/// `benches/request_path.rs`, from `DIR/<case>/new/estimates.json`.
+/// `xtests/benches/request_path.rs`, from `DIR/<case>/new/estimates.json`.
 /// Criterion's median and its 95 % interval, in ns, of one case (`None`: not run).
 type Estimate = Option<(f64, f64, f64)>;
 
@@ -2165,9 +2165,9 @@ impl Report<'_> {
         if self.micro.iter().any(|(_, e)| e.is_some()) {
             let _ = writeln!(
                 w,
-                "`benches/request_path.rs` (criterion; in-process app via `actix_web::test`, the \
+                "`xtests/benches/request_path.rs` (criterion; in-process app via `actix_web::test`, the \
                  same encrypted cookie; median per call, 95 % interval):\n\n\
-                 ```sh\ntaskset -c 0 cargo bench --bench request_path\n```\n\n\
+                 ```sh\ntaskset -c 0 cargo bench -p xtests --bench request_path\n```\n\n\
                  | case | µs per request | / `session_only` |\n|---|---|---|"
             );
             let base = micro("session_only").map(|m| m.0);
@@ -2200,7 +2200,7 @@ impl Report<'_> {
         } else {
             let _ = writeln!(
                 w,
-                "Not run in this run (`taskset -c 0 cargo bench --bench request_path`; the smoke \
+                "Not run in this run (`taskset -c 0 cargo bench -p xtests --bench request_path`; the smoke \
                  run executes each case once as a test).\n"
             );
         }

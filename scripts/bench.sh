@@ -54,15 +54,15 @@ if ((smoke)); then
   cargo build --example bench_server --example bench_driver
   if ((micro)); then
     # criterion runs each case once when the bench binary is started by `cargo test`.
-    cargo test --bench request_path
+    cargo test -p xtests --bench request_path
   fi
   "${pin[@]}" "$target_dir/debug/examples/bench_driver" run --smoke "${driver_args[@]}"
 else
   cargo build --release --example bench_server --example bench_driver
   criterion_args=()
   if ((micro)); then
-    cargo bench --bench request_path --no-run
-    "${micro_pin[@]}" cargo bench --bench request_path
+    cargo bench -p xtests --bench request_path --no-run
+    "${micro_pin[@]}" cargo bench -p xtests --bench request_path
     criterion_args=(--criterion "$target_dir/criterion")
   fi
   "${pin[@]}" "$target_dir/release/examples/bench_driver" run "${criterion_args[@]}" "${driver_args[@]}"

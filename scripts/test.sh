@@ -19,4 +19,5 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo test --all-features "$@"
+# The root package and xtests/ (property tests, the criterion bench run once, the pages example).
+cargo test --workspace --all-features "$@"

@@ -782,9 +782,11 @@ impl WeChatConfigBuilder {
     /// # Ok::<(), actix_wechat_auth::ConfigError>(())
     /// ```
     ///
-    /// With a template engine (here minijinja), every kind in the app's own look:
+    /// With a template engine (here minijinja), every kind in the app's own look (compiled and
+    /// run as the repository's `xtests/tests/template_pages.rs`, which keeps minijinja off this
+    /// crate's dev-dependencies):
     ///
-    /// ```
+    /// ```ignore
     /// use actix_web::HttpResponse;
     /// use actix_wechat_auth::{Lang, Page, PageKind, WeChatConfig};
     ///

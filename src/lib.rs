@@ -47,7 +47,9 @@
 //!
 //! # Features
 //! - `emulator`: an embedded WeChat (authorize page, Website app QR page, the sns API) on a real
-//!   port, for tests and local development; use it under `[dev-dependencies]`.
+//!   port, for tests and local development, and the [`testing`] kit (the app on a free port, a
+//!   browser that signs in with one call, a fake user for unit tests); use it under
+//!   `[dev-dependencies]`.
 //! - `redis`: actix-session's pooled Redis store and [`WeChatAuth::share_refreshes`], so that
 //!   checks and refreshes are shared by every instance of the app.
 //!

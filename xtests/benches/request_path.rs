@@ -1,4 +1,4 @@
-//! The per-request path in CPU time, without a load generator: `cargo bench --bench request_path`.
+//! The per-request path in CPU time, without a load generator: `cargo bench -p xtests --bench request_path`.
 //!
 //! Every case calls an in-process app (`actix_web::test::init_service`) with the same encrypted
 //! session cookie (actix-session's cookie store as shipped; one key for every app), obtained by a

@@ -20,6 +20,7 @@
 //! the property generated (an HTTP client would normalise it). Cases per property: the numbers
 //! below, or `PROPTEST_CASES` for every property.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::{

@@ -1,0 +1,1 @@
+//! Empty: this package holds only tests and benchmarks (see its Cargo.toml).
