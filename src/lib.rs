@@ -70,7 +70,7 @@
 //! sign-in and of the last check and, for `snsapi_userinfo`, the profile. Profiles are capped
 //! (nickname 128 bytes, avatar URL 512 bytes or dropped, 4 privileges of 32 bytes) so that the
 //! cookie store's 4 KB limit holds: the worst case is a 3,263-byte encrypted cookie
-//! (`tests/wiring.rs::worst_case_session_cookie_fits_the_browser_limit`).
+//! (`tests/it/wiring.rs::worst_case_session_cookie_fits_the_browser_limit`).
 //!
 //! Nothing is written to the session before a sign-in succeeds: a pending sign-in (its `state`,
 //! return-to at most 256 bytes, scope) is an encrypted `HttpOnly` cookie of its own, at most three

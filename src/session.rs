@@ -4,7 +4,7 @@
 //! Kept small because the cookie store refuses state over about 4 KB (and encryption grows it
 //! about 1.4×): short field names, no `null`s, and caps on what WeChat may send too much of. The
 //! worst case (capped nickname and avatar URL, unionid, 4 privileges) is measured by
-//! `tests/wiring.rs` and stated in the crate docs.
+//! `tests/it/wiring.rs` and stated in the crate docs.
 
 use std::{
     cell::RefCell,

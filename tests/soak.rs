@@ -1,8 +1,8 @@
 //! Soak under faults: many browsers sign in and browse while WeChat has a bad day.
 //!
-//! One test, `soak_under_faults`, in three phases against the emulator and a real app
-//! (`Shape::Routes` of the harness: `/info` and `/api/me` need `snsapi_userinfo`, `/base` needs
-//! `snsapi_base`, `/public` is optional):
+//! One test, `soak_under_faults`, in three phases against the emulator and a real app shaped like
+//! the sample site (`/info` and `/api/me` need `snsapi_userinfo`, `/base` needs `snsapi_base`,
+//! `/public` is optional), served by the public test kit:
 //!
 //! 1. **Faults** (`SOAK_SECONDS`): `SOAK_BROWSERS` browsers, each a task with its own cookie jar and
 //!    its own emulated WeChat user, sign in and then browse in a loop with a short think time.
@@ -33,8 +33,9 @@
 //! Settings (environment): `SOAK_BROWSERS` (200), `SOAK_SECONDS` (15), `SOAK_FAULT_RATE` (0.25),
 //! `SOAK_EXPIRE_EVERY` (3), `SOAK_REFRESH_TTL` (10; 0 = 30 days), `SOAK_THINK_MS` (150..450, as
 //! `MIN..MAX`), `SOAK_SEED` (random), `SOAK_MARGIN_MS` (1500, scheduling margin on the deadline).
-
-mod common;
+//!
+//! Its own binary: it owns the process's logger and panic hook, and counts every panic and every
+//! error line of the process.
 
 use std::{
     collections::BTreeMap,
@@ -46,7 +47,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use actix_session::{storage::CookieSessionStore, SessionMiddleware};
+use actix_web::{cookie::Key, web, App, HttpResponse};
 use actix_wechat_auth::emulator::{Call, EmulatedUser, Emulator, Endpoint, Fault};
+use actix_wechat_auth::testing::{TestApp, TestClient};
+use actix_wechat_auth::{Scope, WeChatUser};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::{header, redirect, StatusCode};
 
@@ -410,7 +415,7 @@ struct World {
 impl SoakBrowser {
     fn new(index: usize, openid: String) -> Self {
         let client = reqwest::Client::builder()
-            .user_agent(common::WECHAT_UA)
+            .user_agent(TestClient::wechat().user_agent())
             .cookie_store(true)
             .redirect(redirect::Policy::none())
             // Far past any deadline: a request still running then has hung.
@@ -509,6 +514,30 @@ impl SoakBrowser {
                 "browser {} ({}) got {other:?} on {route:?}",
                 self.index, self.openid
             )),
+        }
+    }
+
+    /// After the faults, signed in: `/api/me` and `/info` answer as this browser, or (only when
+    /// the refresh token expired) it is signed out and signs in again at the first try.
+    async fn go_on(&mut self, world: &World) -> bool {
+        let url = format!("{}/api/me", world.base);
+        match self.app(world, Route::Api, &url, true).await {
+            Some(api) if api.status == 200 => {
+                self.check_identity(Route::Api, &api);
+                let url = format!("{}/info", world.base);
+                match self.app(world, Route::Page, &url, false).await {
+                    Some(page) if page.status == 200 => {
+                        self.check_identity(Route::Page, &page);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Some(api) if api.status == 401 => {
+                self.signed_out(world, api.at);
+                self.lost_to_expiry && self.sign_in(world, "/info").await
+            }
+            _ => false,
         }
     }
 
@@ -717,6 +746,52 @@ async fn inject_faults(
 // ---------------------------------------------------------------------------------------------
 // The soak
 
+/// The app under soak, shaped like the sample site; its pages and API answer the user as JSON.
+fn start_app(emu: &Emulator, settings: &Settings) -> TestApp {
+    async fn me(user: WeChatUser) -> HttpResponse {
+        HttpResponse::Ok().json(serde_json::json!({ "openid": user.openid() }))
+    }
+    async fn public(user: Option<WeChatUser>) -> HttpResponse {
+        HttpResponse::Ok()
+            .json(serde_json::json!({ "openid": user.as_ref().map(WeChatUser::openid) }))
+    }
+    let config = emu
+        .config()
+        .api_path_prefix("/api/")
+        .request_timeout(settings.request_timeout)
+        .max_attempts(settings.max_attempts)
+        .retry_backoff(settings.backoff)
+        .check_interval(settings.check_interval)
+        .refresh_margin(Duration::from_secs(1));
+    let key = Key::generate();
+    TestApp::start(config, move |wechat| {
+        App::new()
+            .service(
+                web::resource("/base")
+                    .wrap(wechat.require(Scope::Base))
+                    .get(me),
+            )
+            .service(
+                web::resource("/info")
+                    .wrap(wechat.require(Scope::UserInfo))
+                    .get(me),
+            )
+            .service(
+                web::resource("/api/me")
+                    .wrap(wechat.require(Scope::UserInfo))
+                    .get(me),
+            )
+            .route("/public", web::get().to(public))
+            .wrap(wechat.optional())
+            .wrap(
+                // Plain http on loopback: the test's cookie store sends no `Secure` cookie there.
+                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                    .cookie_secure(false)
+                    .build(),
+            )
+    })
+}
+
 #[actix_web::test]
 async fn soak_under_faults() {
     count_panics();
@@ -729,38 +804,52 @@ async fn soak_under_faults() {
         .start()
         .unwrap();
     capture_logs(emu.secret());
-    let (listener, base) = common::free_base();
-    let config = common::config(&emu, &base)
-        .request_timeout(settings.request_timeout)
-        .max_attempts(settings.max_attempts)
-        .retry_backoff(settings.backoff)
-        .check_interval(settings.check_interval)
-        .refresh_margin(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let _app = common::start_app(listener, config, common::Shape::Routes);
+    let app = start_app(&emu, &settings);
     let world = Arc::new(World {
-        base,
+        base: app.url(""),
         deadline: settings.deadline(),
         refresh_ttl: settings.refresh_ttl,
     });
-    let openids: Vec<String> = (0..settings.browsers)
-        .map(|i| emu.add_user(EmulatedUser::new(format!("浏览器 {i} <b>&amp;"))))
-        .collect();
     println!(
         "soak: {} browsers, {} s of faults, fault rate {}, seed {}, deadline {:?}",
         settings.browsers, settings.seconds, settings.fault_rate, settings.seed, world.deadline
     );
+    let faults = under_faults(&emu, &settings, &world).await;
+    let (browsers, during, not_signed_in_at_end) = stop_faults(&emu, faults.browsers);
+    let recovery = recover(&emu, &settings, &world, browsers).await;
+    write_report(&ReportInput {
+        settings: &settings,
+        fault_phase: faults.took,
+        recovery: recovery.took,
+        during: &during,
+        after: &recovery.after,
+        injected: &faults.injected,
+        fault_calls: &faults.calls,
+        calls_during_faults: faults.calls_per_endpoint,
+        calls_in_recovery: recovery.calls_per_endpoint,
+        not_signed_in_at_end,
+    });
+    assert_what_must_hold(&settings, during, recovery);
+}
 
-    // Phase 1: faults.
+/// What the fault phase leaves: the browsers, and what WeChat saw and suffered.
+struct FaultPhase {
+    browsers: Vec<SoakBrowser>,
+    took: Duration,
+    injected: Injected,
+    calls: Vec<Call>,
+    calls_per_endpoint: [usize; 5],
+}
+
+/// Phase 1: every browser signs in and browses while faults are injected, for `SOAK_SECONDS`.
+async fn under_faults(emu: &Emulator, settings: &Settings, world: &Arc<World>) -> FaultPhase {
     let started = Instant::now();
     let until = started + Duration::from_secs(settings.seconds);
-    let tasks: Vec<_> = openids
-        .iter()
-        .enumerate()
-        .map(|(i, openid)| {
-            let world = Arc::clone(&world);
-            let mut browser = SoakBrowser::new(i, openid.clone());
+    let tasks: Vec<_> = (0..settings.browsers)
+        .map(|i| {
+            let openid = emu.add_user(EmulatedUser::new(format!("浏览器 {i} <b>&amp;")));
+            let world = Arc::clone(world);
+            let mut browser = SoakBrowser::new(i, openid);
             let mut rng = StdRng::seed_from_u64(settings.seed ^ (i as u64).wrapping_mul(0x9E37));
             let think = settings.think;
             actix_web::rt::spawn(async move {
@@ -781,67 +870,69 @@ async fn soak_under_faults() {
         })
         .collect();
     let mut rng = StdRng::seed_from_u64(settings.seed);
-    let injected = inject_faults(&emu, &settings, until, &mut rng).await;
+    let injected = inject_faults(emu, settings, until, &mut rng).await;
     let mut browsers = Vec::new();
     for task in tasks {
         browsers.push(task.await.expect("browser task"));
     }
-    let fault_phase = started.elapsed();
-    let fault_calls = emu.calls();
-    let calls_during_faults = ENDPOINTS.map(|e| emu.call_count(e));
+    FaultPhase {
+        browsers,
+        took: started.elapsed(),
+        injected,
+        calls: emu.calls(),
+        calls_per_endpoint: ENDPOINTS.map(|e| emu.call_count(e)),
+    }
+}
 
-    // Phase 2: faults stop; every access token expires once more.
+/// Phase 2: the faults stop and every access token expires once more. Returns the browsers, what
+/// they saw during the faults, and how many were not signed in when the faults stopped.
+fn stop_faults(emu: &Emulator, mut browsers: Vec<SoakBrowser>) -> (Vec<SoakBrowser>, Stats, usize) {
     emu.clear_faults();
     emu.expire_access_tokens();
     let mut during = Stats::default();
     for b in &mut browsers {
         during.merge(std::mem::take(&mut b.stats));
     }
-    let not_signed_in_at_end: Vec<usize> = browsers
-        .iter()
-        .filter(|b| !b.signed_in)
-        .map(|b| b.index)
-        .collect();
+    let not_signed_in = browsers.iter().filter(|b| !b.signed_in).count();
+    (browsers, during, not_signed_in)
+}
 
-    // Phase 3: recovery, once every session's token check is due.
+/// What the recovery phase saw.
+struct Recovery {
+    took: Duration,
+    after: Stats,
+    /// Browsers that did not go on: not answered as themselves, or not signed in again.
+    stuck: Vec<String>,
+    calls_per_endpoint: [usize; 5],
+}
+
+/// Phase 3, once every session's token check is due: each browser signed in asks for `/api/me`
+/// and `/info` (both must answer as itself, unless its refresh token expired: then it signs in
+/// again at the first try), and each one not signed in signs in.
+async fn recover(
+    emu: &Emulator,
+    settings: &Settings,
+    world: &Arc<World>,
+    browsers: Vec<SoakBrowser>,
+) -> Recovery {
     // (Delayed calls of the fault phase are logged when they end: count from after them.)
     actix_web::rt::time::sleep(settings.check_interval + Duration::from_millis(1100)).await;
     emu.reset_calls();
-    let recovery_started = Instant::now();
+    let started = Instant::now();
     let recovered = futures_util::future::join_all(browsers.into_iter().map(|mut b| {
-        let world = Arc::clone(&world);
+        let world = Arc::clone(world);
         async move {
             let was_signed_in = b.signed_in;
             let went_on = if was_signed_in {
-                let url = format!("{}/api/me", world.base);
-                match b.app(&world, Route::Api, &url, true).await {
-                    Some(api) if api.status == 200 => {
-                        b.check_identity(Route::Api, &api);
-                        let url = format!("{}/info", world.base);
-                        match b.app(&world, Route::Page, &url, false).await {
-                            Some(page) if page.status == 200 => {
-                                b.check_identity(Route::Page, &page);
-                                true
-                            }
-                            _ => false,
-                        }
-                    }
-                    // Signed out: only right if the refresh token expired; then sign in again.
-                    Some(api) if api.status == 401 => {
-                        b.signed_out(&world, api.at);
-                        b.lost_to_expiry && b.sign_in(&world, "/info").await
-                    }
-                    _ => false,
-                }
+                b.go_on(&world).await
             } else {
-                // Not signed in when the faults stopped: sign in now.
                 b.sign_in(&world, "/info").await
             };
             (b, was_signed_in, went_on)
         }
     }))
     .await;
-    let recovery = recovery_started.elapsed();
+    let took = started.elapsed();
     let mut after = Stats::default();
     let mut stuck = Vec::new();
     for (mut b, was_signed_in, went_on) in recovered {
@@ -850,24 +941,17 @@ async fn soak_under_faults() {
         }
         after.merge(std::mem::take(&mut b.stats));
     }
-    let calls_in_recovery = ENDPOINTS.map(|e| emu.call_count(e));
+    Recovery {
+        took,
+        after,
+        stuck,
+        calls_per_endpoint: ENDPOINTS.map(|e| emu.call_count(e)),
+    }
+}
 
-    // Figures.
-    let mut all = Stats::default();
-    let identity_mismatches = during.identity_mismatches.len() + after.identity_mismatches.len();
-    let recovery_sign_ins = after.sign_ins;
-    let report = report(&ReportInput {
-        settings: &settings,
-        fault_phase,
-        recovery,
-        during: &during,
-        after: &after,
-        injected: &injected,
-        fault_calls: &fault_calls,
-        calls_during_faults,
-        calls_in_recovery,
-        not_signed_in_at_end: not_signed_in_at_end.len(),
-    });
+/// The figures, to stdout and to `target/soak-report.md`.
+fn write_report(input: &ReportInput<'_>) {
+    let report = report(input);
     println!("{report}");
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -875,10 +959,14 @@ async fn soak_under_faults() {
         .join("soak-report.md");
     std::fs::write(&path, &report).unwrap();
     println!("(written to {})", path.display());
-    all.merge(during);
-    all.merge(after);
+}
 
-    // What must hold.
+/// What must hold over both phases (the module's docs list it).
+fn assert_what_must_hold(settings: &Settings, during: Stats, recovery: Recovery) {
+    let recovery_sign_ins = recovery.after.sign_ins;
+    let mut all = Stats::default();
+    all.merge(during);
+    all.merge(recovery.after);
     let leaks = LOGS.leaks.lock().unwrap().clone();
     let middleware_errors: Vec<_> = LOGS
         .errors
@@ -900,7 +988,11 @@ async fn soak_under_faults() {
         "panics: {:?}",
         FIRST_PANIC.lock().unwrap()
     );
-    assert_eq!(identity_mismatches, 0, "{:?}", all.identity_mismatches);
+    assert!(
+        all.identity_mismatches.is_empty(),
+        "{:?}",
+        all.identity_mismatches
+    );
     assert_eq!(
         all.count(|_, s| s == 500),
         0,
@@ -935,11 +1027,12 @@ async fn soak_under_faults() {
         "sessions lost while the refresh token was valid"
     );
     assert!(
-        stuck.is_empty(),
-        "browsers that did not go on after the faults: {stuck:?}"
+        recovery.stuck.is_empty(),
+        "browsers that did not go on after the faults: {:?}",
+        recovery.stuck
     );
     assert_eq!(
-        calls_in_recovery[1] as u64, recovery_sign_ins,
+        recovery.calls_per_endpoint[1] as u64, recovery_sign_ins,
         "code exchanges in the recovery beyond its sign-ins"
     );
     assert!(
@@ -964,10 +1057,20 @@ struct ReportInput<'a> {
     not_signed_in_at_end: usize,
 }
 
+/// The soak's report, in markdown: the settings, the phases side by side, the answers, the faults
+/// and the log lines.
 fn report(r: &ReportInput<'_>) -> String {
-    let s = r.settings;
     let mut out = String::new();
-    let w = &mut out;
+    settings_section(&mut out, r.settings);
+    phases_section(&mut out, r);
+    answers_section(&mut out, r.during, r.after);
+    faults_section(&mut out, r);
+    logs_section(&mut out);
+    out
+}
+
+/// How to reproduce the run, and what the app and the emulator were set to.
+fn settings_section(w: &mut String, s: &Settings) {
     let _ = writeln!(
         w,
         "### Soak: {} browsers, {} s of faults (seed {})\n",
@@ -1003,7 +1106,10 @@ fn report(r: &ReportInput<'_>) -> String {
         s.margin,
         s.deadline()
     );
+}
 
+/// The two phases side by side.
+fn phases_section(w: &mut String, r: &ReportInput<'_>) {
     let d = r.during;
     let a = r.after;
     let _ = writeln!(w, "| | under faults | recovery |");
@@ -1092,7 +1198,10 @@ fn report(r: &ReportInput<'_>) -> String {
         let _ = writeln!(w, "| {name} | {x} | {y} |");
     }
     let _ = writeln!(w, "| panics | {} | |", PANICS.load(Ordering::SeqCst));
+}
 
+/// The app's answers by route, status and error.
+fn answers_section(w: &mut String, d: &Stats, a: &Stats) {
     // Answers by route and status.
     let _ = writeln!(w, "\nAnswers of the app by route, status and error:\n");
     let _ = writeln!(w, "| route | status | error | under faults | recovery |");
@@ -1111,7 +1220,11 @@ fn report(r: &ReportInput<'_>) -> String {
             a.answers.get(key).copied().unwrap_or(0)
         );
     }
+}
 
+/// The faults that hit a call, by endpoint and kind (from the emulator's call log), and the
+/// upstream calls of the recovery.
+fn faults_section(w: &mut String, r: &ReportInput<'_>) {
     // Faults applied, by endpoint and kind (from the emulator's call log).
     let mut applied: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for call in r.fault_calls {
@@ -1159,6 +1272,10 @@ fn report(r: &ReportInput<'_>) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+}
+
+/// The server side's log lines: by level, the leaks, WeChat's errcodes, ERROR lines.
+fn logs_section(w: &mut String) {
     let levels = LOGS.by_level.lock().unwrap().clone();
     let _ = writeln!(
         w,
@@ -1187,7 +1304,6 @@ fn report(r: &ReportInput<'_>) -> String {
             let _ = writeln!(w, "- `{target}` × {n}: {first}");
         }
     }
-    out
 }
 
 fn ms(d: Duration) -> Duration {

@@ -9,7 +9,7 @@ use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceRespon
 use actix_web::{App, HttpServer};
 
 use crate::emulator::server::{spawn, stop};
-use crate::{WeChatConfig, WeChatConfigBuilder};
+use crate::{WeChatAuth, WeChatConfigBuilder};
 
 /// The app under test, served on `127.0.0.1` on a free port by a thread of its own (two
 /// workers). Dropping it stops the server.
@@ -22,7 +22,7 @@ use crate::{WeChatConfig, WeChatConfigBuilder};
 /// use actix_wechat_auth::testing::TestApp;
 ///
 /// let emu = Emulator::start().unwrap();
-/// let app = TestApp::start(emu.config(), |_config| App::new().route("/", web::get().to(|| async { "hi" })));
+/// let app = TestApp::start(emu.config(), |_wechat| App::new().route("/", web::get().to(|| async { "hi" })));
 /// assert!(app.url("/x").starts_with("http://127.0.0.1:"));
 /// ```
 pub struct TestApp {
@@ -40,16 +40,17 @@ impl fmt::Debug for TestApp {
 }
 
 impl TestApp {
-    /// Binds a free port, builds `config` with `public_url` set to it, and serves the app that
-    /// `app` makes from the configuration (called once per worker, like `HttpServer::new`'s
-    /// factory).
+    /// Binds a free port, builds `config` with `public_url` set to it, makes one [`WeChatAuth`]
+    /// of it and serves the app that `app` makes with it (called once per worker, like
+    /// `HttpServer::new`'s factory, with a clone of the one instance: as in production, the
+    /// workers share its checks, refreshes and budgets).
     ///
     /// # Panics
     ///
     /// When the configuration does not build or the server cannot start: a test cannot go on.
     pub fn start<F, T, B>(config: WeChatConfigBuilder, app: F) -> TestApp
     where
-        F: Fn(WeChatConfig) -> App<T> + Send + Clone + 'static,
+        F: Fn(WeChatAuth) -> App<T> + Send + Clone + 'static,
         T: ServiceFactory<
                 ServiceRequest,
                 Config = (),
@@ -66,8 +67,9 @@ impl TestApp {
             .public_url(&base)
             .build()
             .unwrap_or_else(|e| panic!("TestApp: the configuration does not build: {e}"));
+        let wechat = WeChatAuth::new(config);
         let (server, thread) = spawn(format!("test-app-{}", addr.port()), move || {
-            let server = HttpServer::new(move || app(config.clone()))
+            let server = HttpServer::new(move || app(wechat.clone()))
                 .workers(2)
                 .disable_signals()
                 .shutdown_timeout(1)

@@ -157,14 +157,18 @@ impl TestClient {
     /// this browser at `url`: the Official Account's authorize page (and consent) for
     /// [`wechat`](Self::wechat), the QR page's scan for [`desktop`](Self::desktop). `url` is
     /// a route that requires sign-in, which decides the scope. Follows the callback back to the
-    /// app and returns the page it ends on.
+    /// app, which returns to `url` (the sign-in starts as a script's call from that page), and
+    /// returns that page's answer.
     ///
     /// # Panics
     ///
     /// When `url` offers no sign-in (already signed in, not protected, or a browser with no flow),
     /// or a step of the sign-in fails: the panic says which and shows the answer.
     pub async fn sign_in(&self, url: &str, openid: &str) -> TestResponse {
-        let challenge = self.get_json(url).await;
+        // A script's call from the page at `url`: the sign-in comes back to that page.
+        let [accept, mode] = JSON_HEADERS;
+        let from_the_page = [accept, mode, ("referer", url)];
+        let challenge = self.send(Method::GET, url, &from_the_page, None).await;
         let authorize = challenge
             .json()
             .get("authorize_url")

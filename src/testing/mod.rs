@@ -9,16 +9,16 @@
 //! use actix_web::{cookie::Key, web, App};
 //! use actix_wechat_auth::emulator::{EmulatedUser, Emulator};
 //! use actix_wechat_auth::testing::{TestApp, TestClient};
-//! use actix_wechat_auth::{Scope, WeChatAuth, WeChatUser};
+//! use actix_wechat_auth::{Scope, WeChatUser};
 //!
 //! # actix_web::rt::System::new().block_on(async {
 //! let emu = Emulator::builder().auto_approve(true).start().unwrap();
 //! let openid = emu.add_user(EmulatedUser::new("小明"));
 //! let key = Key::generate();
-//! let app = TestApp::start(emu.config(), move |config| {
+//! let app = TestApp::start(emu.config(), move |wechat| {
 //!     App::new()
 //!         .route("/me", web::get().to(|u: WeChatUser| async move { u.openid().to_owned() }))
-//!         .wrap(WeChatAuth::new(config).require(Scope::UserInfo))
+//!         .wrap(wechat.require(Scope::UserInfo))
 //!         .wrap(SessionMiddleware::new(CookieSessionStore::default(), key.clone()))
 //! });
 //!

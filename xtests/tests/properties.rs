@@ -20,7 +20,11 @@
 //! the property generated (an HTTP client would normalise it). Cases per property: the numbers
 //! below, or `PROPTEST_CASES` for every property.
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../tests/it/common/mod.rs"]
+#[allow(
+    dead_code,
+    reason = "the harness of tests/it, of which these properties use a part"
+)]
 mod common;
 
 use std::{
@@ -34,7 +38,6 @@ use actix_session::{
 };
 use actix_web::{
     cookie::{Cookie, CookieJar, Key, SameSite},
-    dev::ServerHandle,
     web, App, HttpResponse, HttpServer,
 };
 use actix_wechat_auth::{
@@ -234,13 +237,22 @@ fn keep_cookies(cookie: &mut String, res: &Raw) {
         .join("; ");
 }
 
+/// A pending sign-in cookie's content (`{"s": state, "t": return_to, "c": scope, …}`), if it is
+/// one of ours (the harness configures its key).
+fn open_pending(name: &str, value: &str) -> Option<serde_json::Value> {
+    let jar = actix_web::cookie::CookieJar::new();
+    let cookie = actix_web::cookie::Cookie::new(name.to_owned(), value.to_owned());
+    let opened = jar.private(&common::pending_key()).decrypt(cookie)?;
+    serde_json::from_str(opened.value()).ok()
+}
+
 /// The pending sign-ins a `Cookie` header value holds, oldest first.
 fn pending_in(cookie: &str) -> Vec<serde_json::Value> {
     let mut pending: Vec<serde_json::Value> = cookie
         .split("; ")
         .filter_map(|c| c.split_once('='))
         .filter(|(k, _)| k.starts_with("wxs_"))
-        .filter_map(|(k, v)| common::open_pending(k, v))
+        .filter_map(|(k, v)| open_pending(k, v))
         .collect();
     pending.sort_by_key(|p| p["at"].as_u64());
     pending
@@ -1040,40 +1052,31 @@ fn tampered_or_foreign_session_cookies_are_anonymous() {
 fn start_keyed_app(emulator: &Emulator, key: Key) -> common::Server {
     let (listener, base): (TcpListener, String) = common::free_base();
     let config = common::config(emulator, &base).build().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let wechat = WeChatAuth::new(config);
-            let server = HttpServer::new(move || {
-                App::new()
-                    .service(
-                        web::resource(["/api/me", "/page"])
-                            .wrap(wechat.require(Scope::Base))
-                            .get(|user: WeChatUser| async move {
-                                HttpResponse::Ok()
-                                    .json(serde_json::json!({ "openid": user.openid() }))
-                            }),
-                    )
-                    .wrap(wechat.optional())
-                    .wrap(
-                        SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-                            .cookie_secure(false)
-                            .cookie_same_site(SameSite::Lax)
-                            .cookie_content_security(CookieContentSecurity::Signed)
-                            .build(),
-                    )
-            })
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
-            tx.send(server.handle()).unwrap();
-            server.await.unwrap();
-        });
-    });
-    let handle = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    common::Server { base, handle }
+    common::spawn_server(base, move || async move {
+        let wechat = WeChatAuth::new(config);
+        Ok(HttpServer::new(move || {
+            App::new()
+                .service(
+                    web::resource(["/api/me", "/page"])
+                        .wrap(wechat.require(Scope::Base))
+                        .get(|user: WeChatUser| async move {
+                            HttpResponse::Ok().json(serde_json::json!({ "openid": user.openid() }))
+                        }),
+                )
+                .wrap(wechat.optional())
+                .wrap(
+                    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                        .cookie_secure(false)
+                        .cookie_same_site(SameSite::Lax)
+                        .cookie_content_security(CookieContentSecurity::Signed)
+                        .build(),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run())
+    })
 }
 
 /// Session content as it could look in the store: the crate's own keys with any JSON, well-typed
@@ -1370,15 +1373,8 @@ async fn sign_in_as(browser: &common::Browser, s: &Setup, openid: &str) -> Vec<c
 /// A fake sns API that answers for another openid on `/sns/userinfo` (when `userinfo_lies`), and,
 /// once `refresh_lies` is set, says the token expired and refreshes it for another openid.
 struct LyingApi {
-    base: String,
-    handle: ServerHandle,
+    server: common::Server,
     refresh_lies: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Drop for LyingApi {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
 }
 
 fn start_lying_api(userinfo_lies: bool) -> LyingApi {
@@ -1387,81 +1383,73 @@ fn start_lying_api(userinfo_lies: bool) -> LyingApi {
         Arc,
     };
     let (listener, base) = common::free_base();
-    let (tx, rx) = std::sync::mpsc::channel();
     let refresh_lies = Arc::new(AtomicBool::new(false));
     let lies = Arc::clone(&refresh_lies);
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            fn text(body: serde_json::Value) -> HttpResponse {
-                HttpResponse::Ok()
-                    .content_type("text/plain")
-                    .body(body.to_string())
-            }
-            let server = HttpServer::new(move || {
-                let (auth_lies, refresh_lies) = (Arc::clone(&lies), Arc::clone(&lies));
-                App::new()
-                    .route(
-                        "/sns/oauth2/access_token",
-                        web::get().to(|| async {
+    let server = common::spawn_server(base, move || async move {
+        fn text(body: serde_json::Value) -> HttpResponse {
+            HttpResponse::Ok()
+                .content_type("text/plain")
+                .body(body.to_string())
+        }
+        Ok(HttpServer::new(move || {
+            let (auth_lies, refresh_lies) = (Arc::clone(&lies), Arc::clone(&lies));
+            App::new()
+                .route(
+                    "/sns/oauth2/access_token",
+                    web::get().to(|| async {
+                        text(serde_json::json!({
+                            "access_token": "AT-victim", "expires_in": 7200,
+                            "refresh_token": "RT-victim", "openid": "oVictim",
+                            "scope": "snsapi_userinfo"
+                        }))
+                    }),
+                )
+                .route(
+                    "/sns/userinfo",
+                    web::get().to(move || async move {
+                        let openid = if userinfo_lies {
+                            "oSomeoneElse"
+                        } else {
+                            "oVictim"
+                        };
+                        text(serde_json::json!({
+                            "openid": openid, "nickname": "who?", "sex": 0, "province": "",
+                            "city": "", "country": "", "headimgurl": "", "privilege": []
+                        }))
+                    }),
+                )
+                .route(
+                    "/sns/auth",
+                    web::get().to(move || {
+                        let lying = auth_lies.load(Ordering::SeqCst);
+                        async move {
+                            let code = if lying { 42001 } else { 0 };
+                            text(serde_json::json!({ "errcode": code, "errmsg": "x" }))
+                        }
+                    }),
+                )
+                .route(
+                    "/sns/oauth2/refresh_token",
+                    web::get().to(move || {
+                        let lying = refresh_lies.load(Ordering::SeqCst);
+                        async move {
+                            let openid = if lying { "oSomeoneElse" } else { "oVictim" };
                             text(serde_json::json!({
-                                "access_token": "AT-victim", "expires_in": 7200,
-                                "refresh_token": "RT-victim", "openid": "oVictim",
+                                "access_token": "AT-new", "expires_in": 7200,
+                                "refresh_token": "RT-victim", "openid": openid,
                                 "scope": "snsapi_userinfo"
                             }))
-                        }),
-                    )
-                    .route(
-                        "/sns/userinfo",
-                        web::get().to(move || async move {
-                            let openid = if userinfo_lies {
-                                "oSomeoneElse"
-                            } else {
-                                "oVictim"
-                            };
-                            text(serde_json::json!({
-                                "openid": openid, "nickname": "who?", "sex": 0, "province": "",
-                                "city": "", "country": "", "headimgurl": "", "privilege": []
-                            }))
-                        }),
-                    )
-                    .route(
-                        "/sns/auth",
-                        web::get().to(move || {
-                            let lying = auth_lies.load(Ordering::SeqCst);
-                            async move {
-                                let code = if lying { 42001 } else { 0 };
-                                text(serde_json::json!({ "errcode": code, "errmsg": "x" }))
-                            }
-                        }),
-                    )
-                    .route(
-                        "/sns/oauth2/refresh_token",
-                        web::get().to(move || {
-                            let lying = refresh_lies.load(Ordering::SeqCst);
-                            async move {
-                                let openid = if lying { "oSomeoneElse" } else { "oVictim" };
-                                text(serde_json::json!({
-                                    "access_token": "AT-new", "expires_in": 7200,
-                                    "refresh_token": "RT-victim", "openid": openid,
-                                    "scope": "snsapi_userinfo"
-                                }))
-                            }
-                        }),
-                    )
-            })
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
-            tx.send(server.handle()).unwrap();
-            server.await.unwrap();
-        });
+                        }
+                    }),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run())
     });
-    let handle = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     LyingApi {
-        base,
-        handle,
+        server,
         refresh_lies,
     }
 }
@@ -1473,7 +1461,7 @@ fn start_lying_api(userinfo_lies: bool) -> LyingApi {
 fn wechat_answering_for_another_openid_is_refused() {
     for userinfo_lies in [true, false] {
         let api = start_lying_api(userinfo_lies);
-        let api_base = api.base.clone();
+        let api_base = api.server.base.clone();
         let s = Setup::with_emulator(
             Emulator::builder().auto_approve(true).start().unwrap(),
             Shape::Routes,

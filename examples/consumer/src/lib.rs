@@ -4,7 +4,7 @@ use actix_session::{storage::CookieSessionStore, SessionMiddleware};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{cookie::Key, web, App, Error, HttpResponse};
-use actix_wechat_auth::{Scope, WeChatAuth, WeChatConfig, WeChatUser};
+use actix_wechat_auth::{Scope, WeChatAuth, WeChatUser};
 
 /// `GET /account`: a page greeting the signed-in user by nickname.
 pub async fn account(user: WeChatUser) -> HttpResponse {
@@ -24,7 +24,7 @@ pub async fn orders(user: WeChatUser) -> HttpResponse {
 
 /// The shop's app: every route needs a `snsapi_userinfo` sign-in; `/api/` answers 401 JSON.
 pub fn app(
-    config: WeChatConfig,
+    wechat: WeChatAuth,
     key: Key,
 ) -> App<
     impl ServiceFactory<
@@ -38,7 +38,7 @@ pub fn app(
     App::new()
         .route("/account", web::get().to(account))
         .route("/api/orders", web::get().to(orders))
-        .wrap(WeChatAuth::new(config).require(Scope::UserInfo))
+        .wrap(wechat.require(Scope::UserInfo))
         .wrap(SessionMiddleware::new(CookieSessionStore::default(), key))
 }
 

@@ -9,7 +9,7 @@ async fn account_page_and_orders_api() {
     let emu = Emulator::start().unwrap();
     let openid = emu.add_user(EmulatedUser::new("小明"));
     let key = Key::generate();
-    let app = TestApp::start(emu.config(), move |config| shop::app(config, key.clone()));
+    let app = TestApp::start(emu.config(), move |wechat| shop::app(wechat, key.clone()));
     let wechat = TestClient::wechat();
     assert_eq!(wechat.get_json(&app.url("/api/orders")).await.status, 401);
     wechat.sign_in(&app.url("/account"), &openid).await;

@@ -2,16 +2,16 @@
 //! real HTTP; the app's renderer replacing every kind; a lost `state` restarting once in WeChat;
 //! the `#hash` interstitial.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{query_pairs, Browser, Hop, Setup, Shape, WECHAT_UA};
 use actix_web::HttpResponse;
 use actix_wechat_auth::{
     emulator::{EmulatedUser, Emulator, Endpoint, Fault},
     Lang, PageKind, SignInRefused, WeChatConfigBuilder,
 };
-use common::{query_pairs, Browser, Hop, Setup, Shape, WECHAT_UA};
 use reqwest::StatusCode;
 
 const ANDROID_CHROME_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \

@@ -1,12 +1,12 @@
 //! Signing in: the challenge (rule 3), the callback (rule 4), redirect_uri (rule 5) and scopes per
 //! instance (rule 6), over real HTTP against the emulator.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{query_pairs, sign_in, Browser, Setup, Shape};
 use actix_wechat_auth::emulator::{EmulatedUser, Emulator, Endpoint, Fault};
-use common::{query_pairs, sign_in, Browser, Setup, Shape};
 use reqwest::StatusCode;
 
 fn authorize_params(location: &str) -> Vec<(String, String)> {

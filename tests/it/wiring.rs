@@ -1,14 +1,12 @@
 //! Misuse fails loudly (rule 7, the extractor without the middleware), and secrets stay secret.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{logs, sign_in, Browser, Setup, Shape};
 use actix_wechat_auth::{
     emulator::{Endpoint, Fault},
     AccessToken, AppSecret, RefreshToken, WeChatConfig,
 };
-use common::{logs, sign_in, Browser, Setup, Shape};
 use reqwest::StatusCode;
 
 #[actix_web::test]

@@ -1,16 +1,17 @@
 //! Scale-out: two app instances sharing sessions and refreshes through a real `redis-server`
 //! (started here on a free loopback port with its own directory), the emulator as WeChat, and a
 //! browser alternating between the instances.
-#![cfg(feature = "redis")]
 
-mod common;
+use crate::common;
 
 use std::{
     net::TcpListener,
-    thread,
     time::{Duration, Instant},
 };
 
+use crate::common::{
+    capture_logs, free_base, logs, redis_server::Redis, sign_in, spawn_server, Browser, Server,
+};
 use actix_session::{storage::RedisSessionStore, Session, SessionMiddleware};
 use actix_web::{
     cookie::{Key, SameSite},
@@ -22,7 +23,6 @@ use actix_wechat_auth::{
     emulator::{Emulator, Endpoint, Fault},
     session_store_guard, Scope, WeChatAuth, WeChatConfig, WeChatUser,
 };
-use common::{capture_logs, free_base, logs, redis_server::Redis, sign_in, Browser, Server};
 use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -53,67 +53,57 @@ async fn show(user: WeChatUser) -> HttpResponse {
 fn instance(listener: TcpListener, config: WeChatConfig, redis: &Redis, key: Key) -> Server {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let pool = pool(redis);
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let store = RedisSessionStore::new_pooled(pool.clone()).await.unwrap();
-            let wechat = WeChatAuth::new(config).share_refreshes(pool);
-            let server = HttpServer::new(move || {
-                App::new()
-                    .service(
-                        web::resource("/info")
-                            .wrap(wechat.require(Scope::UserInfo))
-                            .get(show),
-                    )
-                    .service(
-                        web::resource("/api/me")
-                            .wrap(wechat.require(Scope::UserInfo))
-                            .get(show),
-                    )
-                    .route(
-                        "/logout",
-                        web::get().to(|s: Session| async move {
-                            s.purge();
-                            HttpResponse::Ok().body("signed out")
-                        }),
-                    )
-                    .route(
-                        "/sign-out",
-                        web::get().to(|s: Session| async move {
-                            actix_wechat_auth::sign_out(&s);
-                            HttpResponse::Ok().body("signed out")
-                        }),
-                    )
-                    // The app's own session data, next to the sign-in.
-                    .route(
-                        "/cart",
-                        web::get().to(|s: Session| async move {
-                            s.insert("cart", 3).unwrap();
-                            HttpResponse::Ok().body("added")
-                        }),
-                    )
-                    .wrap(wechat.optional())
-                    .wrap(
-                        SessionMiddleware::builder(store.clone(), key.clone())
-                            .cookie_secure(false)
-                            .cookie_same_site(SameSite::Lax)
-                            .build(),
-                    )
-                    .wrap(from_fn(session_store_guard))
-            })
-            .workers(2)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
-            tx.send(server.handle()).unwrap();
-            server.await.unwrap();
-        });
-    });
-    Server {
-        base,
-        handle: rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-    }
+    spawn_server(base, move || async move {
+        let store = RedisSessionStore::new_pooled(pool.clone()).await.unwrap();
+        let wechat = WeChatAuth::new(config).share_refreshes(pool);
+        Ok(HttpServer::new(move || {
+            App::new()
+                .service(
+                    web::resource("/info")
+                        .wrap(wechat.require(Scope::UserInfo))
+                        .get(show),
+                )
+                .service(
+                    web::resource("/api/me")
+                        .wrap(wechat.require(Scope::UserInfo))
+                        .get(show),
+                )
+                .route(
+                    "/logout",
+                    web::get().to(|s: Session| async move {
+                        s.purge();
+                        HttpResponse::Ok().body("signed out")
+                    }),
+                )
+                .route(
+                    "/sign-out",
+                    web::get().to(|s: Session| async move {
+                        actix_wechat_auth::sign_out(&s);
+                        HttpResponse::Ok().body("signed out")
+                    }),
+                )
+                // The app's own session data, next to the sign-in.
+                .route(
+                    "/cart",
+                    web::get().to(|s: Session| async move {
+                        s.insert("cart", 3).unwrap();
+                        HttpResponse::Ok().body("added")
+                    }),
+                )
+                .wrap(wechat.optional())
+                .wrap(
+                    SessionMiddleware::builder(store.clone(), key.clone())
+                        .cookie_secure(false)
+                        .cookie_same_site(SameSite::Lax)
+                        .build(),
+                )
+                .wrap(from_fn(session_store_guard))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)?
+        .run())
+    })
 }
 
 /// Redis, the emulator, and two instances behind one public URL (instance A's, standing for the
@@ -457,10 +447,12 @@ async fn fleet_waiters_back_off_and_published_tokens_are_encrypted() {
 /// Finding 2 across instances: a stale cookie's check is made once for the whole fleet.
 #[actix_web::test]
 async fn one_check_across_the_fleet() {
-    let f = Fleet::start(|c| c.check_interval(Duration::from_secs(1)));
+    // The check's success is remembered for the interval: long enough for the 20 requests to be
+    // answered within it even on a loaded machine (a later request would rightly check again).
+    let f = Fleet::start(|c| c.check_interval(Duration::from_secs(3)));
     let browser = Browser::new();
     sign_in(&browser, &format!("{}/info", f.a.base)).await;
-    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    actix_web::rt::time::sleep(Duration::from_millis(3100)).await;
     f.emulator.inject_fault(
         Endpoint::Auth,
         Fault::Delay(Duration::from_millis(300)),

@@ -1,7 +1,5 @@
 //! Black-box tests of the WeChat emulator over real HTTP.
 
-#![cfg(feature = "emulator")]
-
 use std::time::{Duration, Instant};
 
 use actix_wechat_auth::emulator::Answered::{self, ErrCode, HttpStatus, Malformed, Stalled};

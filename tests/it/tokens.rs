@@ -1,12 +1,12 @@
 //! Keeping a signed-in session's token usable (rules 1 and 2), and the client's behaviour under
 //! upstream faults, over real HTTP against the emulator.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
+use crate::common::{logs, sign_in, Browser, Setup, Shape};
 use actix_wechat_auth::emulator::{Emulator, Endpoint, Fault};
-use common::{logs, sign_in, Browser, Setup, Shape};
 use reqwest::StatusCode;
 
 fn emulator() -> actix_wechat_auth::emulator::EmulatorBuilder {

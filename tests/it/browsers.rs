@@ -2,13 +2,11 @@
 //! Website app's QR sign-in end to end keeping one unionid with the Official Account's, the 401
 //! JSON's flows, and the app's sign-in hook.
 
-mod common;
-
+use crate::common::{query_pairs, sign_in, Browser, Hop, Setup, Shape};
 use actix_wechat_auth::{
     emulator::{EmulatedUser, Emulator, Endpoint},
     SignInRefused, WeChatConfigBuilder,
 };
-use common::{query_pairs, sign_in, Browser, Hop, Setup, Shape};
 use reqwest::StatusCode;
 
 const WECHAT_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
@@ -413,15 +411,14 @@ async fn the_test_kit_signs_in_with_both_scopes_and_both_apps() {
     use actix_session::{storage::CookieSessionStore, SessionMiddleware};
     use actix_web::{cookie::Key, web, App, HttpResponse};
     use actix_wechat_auth::testing::{TestApp, TestClient};
-    use actix_wechat_auth::{Scope, WeChatAuth, WeChatUser};
+    use actix_wechat_auth::{Scope, WeChatUser};
 
     // No auto-approval: the kit must get through the consent page itself.
     let emu = Emulator::start().unwrap();
     let openid = emu.add_user(EmulatedUser::new("测试者"));
     let key = Key::generate();
     let config = emu.config().website_app(emu.web_appid(), emu.web_secret());
-    let app = TestApp::start(config, move |config| {
-        let wechat = WeChatAuth::new(config);
+    let app = TestApp::start(config, move |wechat| {
         let me = |user: WeChatUser| async move {
             HttpResponse::Ok().json(serde_json::json!({
                 "openid": user.openid(),

@@ -32,7 +32,7 @@ use std::{
 
 use actix_wechat_auth::emulator::{EmulatedUser, Emulator, Endpoint, Fault};
 
-mod common;
+use crate::common;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt as _;
 use serde_json::{json, Value};
@@ -383,237 +383,327 @@ async fn h5_in_chromium() {
     }
 }
 
+/// The sample site as a person walks through it, phase by phase.
 async fn flow(browser: &Client, emu: &Emulator, site: &Site) {
-    let shots = Shots::new();
-    let root = format!("{}/", site.url);
+    let walk = Walk {
+        browser,
+        emu,
+        site,
+        shots: Shots::new(),
+        root: format!("{}/", site.url),
+    };
+    let (openid, user) = walk.consent().await;
+    let unionid = walk.allow(&openid, &user).await;
+    walk.call_api(&openid, &unionid, &user).await;
+    walk.sign_out().await;
+    walk.quick(&openid).await;
+    walk.hostile_nickname().await;
+}
 
-    // 1. A person opens the site: WeChat (the emulator, another site) asks for consent.
-    browser.goto(&root).await.expect("open /");
-    let allow = wait_for(browser, "#allow").await;
-    let consent_url = browser.current_url().await.unwrap();
-    assert_eq!(
-        consent_url.origin().ascii_serialization(),
-        emu.open_base(),
-        "the consent page is the emulator's: {consent_url}"
-    );
-    assert_eq!(consent_url.path(), "/connect/oauth2/authorize");
-    let query: Vec<(String, String)> = consent_url.query_pairs().into_owned().collect();
-    assert!(
-        query.contains(&("scope".into(), "snsapi_userinfo".into())),
-        "{consent_url}"
-    );
-    assert!(
-        query.contains(&(
-            "redirect_uri".into(),
-            format!("{}/wechat/callback", site.url)
-        )),
-        "{consent_url}"
-    );
-    let openid = browser
-        .find(Locator::Css("input[name=openid]"))
-        .await
-        .expect("the consent form names the WeChat user")
-        .attr("value")
-        .await
-        .unwrap()
-        .expect("openid value");
-    let user = emu
-        .user(&openid)
-        .expect("the emulator created a WeChat user for this browser");
-    assert_eq!(text_of(browser, "#nickname").await, user.nickname);
-    shots.take(browser, "01-consent").await;
+/// What the phases of the walk share: the browser, WeChat, the site, its screenshots.
+struct Walk<'a> {
+    browser: &'a Client,
+    emu: &'a Emulator,
+    site: &'a Site,
+    shots: Shots,
+    root: String,
+}
 
-    // 2. Allow: back on the site (a cross-site redirect to the callback), signed in.
-    allow.click().await.expect("click Allow");
-    wait_for(browser, "#call-api").await;
-    assert_eq!(page_url(browser).await, root);
-    assert_eq!(text_of(browser, "#nickname").await, user.nickname);
-    assert_eq!(text_of(browser, "#openid").await, openid);
-    assert_eq!(text_of(browser, "#scope").await, "snsapi_userinfo");
-    let unionid = text_of(browser, "#unionid").await;
-    assert!(
-        unionid.starts_with('o') && unionid.len() > 10,
-        "unionid {unionid:?}"
-    );
-    assert_eq!(
-        browser
-            .find(Locator::Css("#avatar"))
+impl Walk<'_> {
+    /// 1. A person opens the site; returns who WeChat says they are.
+    async fn consent(&self) -> (String, EmulatedUser) {
+        let Walk {
+            browser,
+            emu,
+            site,
+            shots,
+            root,
+        } = self;
+        // WeChat (the emulator, another site) asks for consent.
+        browser.goto(root).await.expect("open /");
+        wait_for(browser, "#allow").await;
+        let consent_url = browser.current_url().await.unwrap();
+        assert_eq!(
+            consent_url.origin().ascii_serialization(),
+            emu.open_base(),
+            "the consent page is the emulator's: {consent_url}"
+        );
+        assert_eq!(consent_url.path(), "/connect/oauth2/authorize");
+        let query: Vec<(String, String)> = consent_url.query_pairs().into_owned().collect();
+        assert!(
+            query.contains(&("scope".into(), "snsapi_userinfo".into())),
+            "{consent_url}"
+        );
+        assert!(
+            query.contains(&(
+                "redirect_uri".into(),
+                format!("{}/wechat/callback", site.url)
+            )),
+            "{consent_url}"
+        );
+        let openid = browser
+            .find(Locator::Css("input[name=openid]"))
+            .await
+            .expect("the consent form names the WeChat user")
+            .attr("value")
             .await
             .unwrap()
-            .attr("src")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(user.headimgurl.as_str())
-    );
-    eventually(browser, "the avatar is loaded", |b| async move {
-        let loaded = b
-            .execute(
-                "const img = document.getElementById('avatar'); \
-                 return img.complete && img.naturalWidth > 0;",
-                vec![],
-            )
-            .await
-            .ok()?;
-        (loaded == json!(true)).then_some(())
-    })
-    .await;
-    // The viewport is a phone's, the User-Agent WeChat's.
-    let viewport = browser
-        .execute("return [window.innerWidth, navigator.userAgent];", vec![])
-        .await
-        .unwrap();
-    assert_eq!(viewport, json!([375, WECHAT_UA]));
-    shots.take(browser, "02-h5").await;
-    assert_eq!(emu.call_count(Endpoint::Authorize), 1, "{:?}", emu.calls());
-    assert_eq!(
-        emu.call_count(Endpoint::AccessToken),
-        1,
-        "{:?}",
-        emu.calls()
-    );
-    assert_eq!(emu.call_count(Endpoint::UserInfo), 1, "{:?}", emu.calls());
-
-    // 3. The button calls /api/me with fetch and shows the answer.
-    let checks_before = emu.call_count(Endpoint::Auth);
-    browser
-        .find(Locator::Css("#call-api"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .expect("press the /api/me button");
-    let answer = eventually(browser, "the /api/me answer", |b| async move {
-        let shown = b
-            .execute(
-                "const pre = document.getElementById('api-json'); \
-                 return pre.hidden ? null : pre.textContent;",
-                vec![],
-            )
-            .await
-            .ok()?;
-        shown.as_str().map(str::to_owned)
-    })
-    .await;
-    let me: Value = serde_json::from_str(&answer).expect("the page shows JSON");
-    assert_eq!(me["openid"], openid.as_str());
-    assert_eq!(me["unionid"], unionid.as_str());
-    assert_eq!(me["nickname"], user.nickname.as_str());
-    assert_eq!(me["headimgurl"], user.headimgurl.as_str());
-    assert_eq!(me["scope"], "snsapi_userinfo");
-    assert_eq!(me["sex"], 0);
-    assert_eq!(me["privilege"], json!([]));
-    for field in ["province", "city", "country"] {
-        assert_eq!(me[field], "", "{field}");
+            .expect("openid value");
+        let user = emu
+            .user(&openid)
+            .expect("the emulator created a WeChat user for this browser");
+        assert_eq!(text_of(browser, "#nickname").await, user.nickname);
+        shots.take(browser, "01-consent").await;
+        (openid, user)
     }
-    assert_eq!(
+
+    /// 2. They allow, and land on the site signed in; returns their unionid.
+    async fn allow(&self, openid: &str, user: &EmulatedUser) -> String {
+        let Walk {
+            browser,
+            emu,
+            shots,
+            root,
+            ..
+        } = self;
+        // back on the site (a cross-site redirect to the callback), signed in.
+        browser
+            .find(Locator::Css("#allow"))
+            .await
+            .expect("the Allow button")
+            .click()
+            .await
+            .expect("click Allow");
+        wait_for(browser, "#call-api").await;
+        assert_eq!(page_url(browser).await, *root);
+        assert_eq!(text_of(browser, "#nickname").await, user.nickname);
+        assert_eq!(text_of(browser, "#openid").await, openid);
+        assert_eq!(text_of(browser, "#scope").await, "snsapi_userinfo");
+        let unionid = text_of(browser, "#unionid").await;
+        assert!(
+            unionid.starts_with('o') && unionid.len() > 10,
+            "unionid {unionid:?}"
+        );
+        assert_eq!(
+            browser
+                .find(Locator::Css("#avatar"))
+                .await
+                .unwrap()
+                .attr("src")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(user.headimgurl.as_str())
+        );
+        eventually(browser, "the avatar is loaded", |b| async move {
+            let loaded = b
+                .execute(
+                    "const img = document.getElementById('avatar'); \
+                     return img.complete && img.naturalWidth > 0;",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            (loaded == json!(true)).then_some(())
+        })
+        .await;
+        // The viewport is a phone's, the User-Agent WeChat's.
+        let viewport = browser
+            .execute("return [window.innerWidth, navigator.userAgent];", vec![])
+            .await
+            .unwrap();
+        assert_eq!(viewport, json!([375, WECHAT_UA]));
+        shots.take(browser, "02-h5").await;
+        assert_eq!(emu.call_count(Endpoint::Authorize), 1, "{:?}", emu.calls());
+        assert_eq!(
+            emu.call_count(Endpoint::AccessToken),
+            1,
+            "{:?}",
+            emu.calls()
+        );
+        assert_eq!(emu.call_count(Endpoint::UserInfo), 1, "{:?}", emu.calls());
+        unionid
+    }
+
+    /// 3. The page's button calls the API.
+    async fn call_api(&self, openid: &str, unionid: &str, user: &EmulatedUser) {
+        let Walk {
+            browser,
+            emu,
+            shots,
+            ..
+        } = self;
+        // The button calls /api/me with fetch and shows the answer.
+        let checks_before = emu.call_count(Endpoint::Auth);
+        browser
+            .find(Locator::Css("#call-api"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .expect("press the /api/me button");
+        let answer = eventually(browser, "the /api/me answer", |b| async move {
+            let shown = b
+                .execute(
+                    "const pre = document.getElementById('api-json'); \
+                     return pre.hidden ? null : pre.textContent;",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            shown.as_str().map(str::to_owned)
+        })
+        .await;
+        let me: Value = serde_json::from_str(&answer).expect("the page shows JSON");
+        assert_eq!(me["openid"], openid);
+        assert_eq!(me["unionid"], unionid);
+        assert_eq!(me["nickname"], user.nickname.as_str());
+        assert_eq!(me["headimgurl"], user.headimgurl.as_str());
+        assert_eq!(me["scope"], "snsapi_userinfo");
+        assert_eq!(me["sex"], 0);
+        assert_eq!(me["privilege"], json!([]));
+        for field in ["province", "city", "country"] {
+            assert_eq!(me[field], "", "{field}");
+        }
+        assert_eq!(
+            browser
+                .find(Locator::Css("#api-status"))
+                .await
+                .unwrap()
+                .attr("data-status")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("200")
+        );
+        // WECHAT_CHECK_INTERVAL=0: the token is checked with /sns/auth on every request.
+        assert!(
+            emu.call_count(Endpoint::Auth) > checks_before,
+            "no /sns/auth check for /api/me: {:?}",
+            emu.calls()
+        );
+        // Tap something neutral first, so that the button is not caught looking pressed.
         browser
             .find(Locator::Css("#api-status"))
             .await
             .unwrap()
-            .attr("data-status")
+            .click()
+            .await
+            .unwrap();
+        shots.take(browser, "03-api-me").await;
+        // The README's picture: the H5 page with the answer of /api/me.
+        if std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+            shots.copy(
+                "03-api-me",
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/h5.png"),
+            );
+        }
+    }
+
+    /// 4. They sign out.
+    async fn sign_out(&self) {
+        let Walk {
+            browser,
+            emu,
+            site,
+            shots,
+            ..
+        } = self;
+        // a public page that says so; /api/me is now a 401 JSON, not a redirect.
+        browser
+            .find(Locator::Id("logout"))
             .await
             .unwrap()
-            .as_deref(),
-        Some("200")
-    );
-    // WECHAT_CHECK_INTERVAL=0: the token is checked with /sns/auth on every request.
-    assert!(
-        emu.call_count(Endpoint::Auth) > checks_before,
-        "no /sns/auth check for /api/me: {:?}",
-        emu.calls()
-    );
-    // Tap something neutral first, so that the button is not caught looking pressed.
-    browser
-        .find(Locator::Css("#api-status"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    shots.take(browser, "03-api-me").await;
-    // The README's picture: the H5 page with the answer of /api/me.
-    if std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
-        shots.copy(
-            "03-api-me",
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/h5.png"),
+            .click()
+            .await
+            .expect("click Sign out");
+        wait_for(browser, "#signed-out").await;
+        assert_eq!(page_url(browser).await, format!("{}/logout", site.url));
+        shots.take(browser, "04-signed-out").await;
+        let api = fetch_me(browser).await;
+        assert_eq!(api["status"], 401, "{api}");
+        assert_eq!(api["redirected"], false, "{api}");
+        assert_eq!(api["body"]["error"], "sign_in_required", "{api}");
+        assert!(
+            api["body"]["authorize_url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(&emu.open_base())),
+            "{api}"
         );
     }
 
-    // 4. Sign out: a public page that says so; /api/me is now a 401 JSON, not a redirect.
-    browser
-        .find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .expect("click Sign out");
-    wait_for(browser, "#signed-out").await;
-    assert_eq!(page_url(browser).await, format!("{}/logout", site.url));
-    shots.take(browser, "04-signed-out").await;
-    let api = fetch_me(browser).await;
-    assert_eq!(api["status"], 401, "{api}");
-    assert_eq!(api["redirected"], false, "{api}");
-    assert_eq!(api["body"]["error"], "sign_in_required", "{api}");
-    assert!(
-        api["body"]["authorize_url"]
-            .as_str()
-            .is_some_and(|u| u.starts_with(&emu.open_base())),
-        "{api}"
-    );
+    /// 5. A page needing only the base scope signs them in silently.
+    async fn quick(&self, openid: &str) {
+        let Walk {
+            browser,
+            emu,
+            site,
+            shots,
+            ..
+        } = self;
+        // /quick needs only snsapi_base: WeChat signs the same user in silently, no consent page.
+        let authorize_before = emu.call_count(Endpoint::Authorize);
+        browser
+            .goto(&format!("{}/quick", site.url))
+            .await
+            .expect("open /quick");
+        wait_for(browser, "#openid").await;
+        assert_eq!(page_url(browser).await, format!("{}/quick", site.url));
+        assert_eq!(text_of(browser, "#openid").await, openid);
+        assert_eq!(text_of(browser, "#scope").await, "snsapi_base");
+        assert_eq!(emu.call_count(Endpoint::Authorize), authorize_before + 1);
+        assert_eq!(
+            emu.call_count(Endpoint::UserInfo),
+            1,
+            "snsapi_base reads no profile"
+        );
+        shots.take(browser, "05-quick").await;
+    }
 
-    // 5. /quick needs only snsapi_base: WeChat signs the same user in silently, no consent page.
-    let authorize_before = emu.call_count(Endpoint::Authorize);
-    browser
-        .goto(&format!("{}/quick", site.url))
-        .await
-        .expect("open /quick");
-    wait_for(browser, "#openid").await;
-    assert_eq!(page_url(browser).await, format!("{}/quick", site.url));
-    assert_eq!(text_of(browser, "#openid").await, openid);
-    assert_eq!(text_of(browser, "#scope").await, "snsapi_base");
-    assert_eq!(emu.call_count(Endpoint::Authorize), authorize_before + 1);
-    assert_eq!(
-        emu.call_count(Endpoint::UserInfo),
-        1,
-        "snsapi_base reads no profile"
-    );
-    shots.take(browser, "05-quick").await;
-
-    // 6. Another WeChat user, whose nickname is HTML: shown as text, never as markup.
-    let hostile = r#"<img src=x onerror="document.title='pwned'"> & "小明" </h1>🐼"#;
-    let other = emu.add_user(EmulatedUser::new(hostile).with_openid("oHostileNickname"));
-    let login = url::Url::parse_with_params(
-        &format!("{}/_emulator/login", emu.open_base()),
-        [
-            ("openid", other.as_str()),
-            ("next", &format!("{}/logout", site.url)),
-        ],
-    )
-    .unwrap();
-    browser
-        .goto(login.as_str())
-        .await
-        .expect("switch WeChat user");
-    wait_for(browser, "#signed-out").await;
-    browser.goto(&root).await.expect("open / as the other user");
-    wait_for(browser, "#allow")
-        .await
-        .click()
-        .await
-        .expect("click Allow");
-    wait_for(browser, "#call-api").await;
-    assert_eq!(text_of(browser, "#nickname").await, hostile);
-    assert_eq!(text_of(browser, "#openid").await, other);
-    let markup = browser
-        .execute(
-            "return [document.querySelectorAll('#nickname *').length, document.title];",
-            vec![],
+    /// 6. Another WeChat user, with a hostile nickname.
+    async fn hostile_nickname(&self) {
+        let Walk {
+            browser,
+            emu,
+            site,
+            shots,
+            root,
+        } = self;
+        // Another WeChat user, whose nickname is HTML: shown as text, never as markup.
+        let hostile = r#"<img src=x onerror="document.title='pwned'"> & "小明" </h1>🐼"#;
+        let other = emu.add_user(EmulatedUser::new(hostile).with_openid("oHostileNickname"));
+        let login = url::Url::parse_with_params(
+            &format!("{}/_emulator/login", emu.open_base()),
+            [
+                ("openid", other.as_str()),
+                ("next", &format!("{}/logout", site.url)),
+            ],
         )
-        .await
         .unwrap();
-    assert_eq!(markup, json!([0, "我的 · WeChat H5"]));
-    shots.take(browser, "06-escaped-nickname").await;
+        browser
+            .goto(login.as_str())
+            .await
+            .expect("switch WeChat user");
+        wait_for(browser, "#signed-out").await;
+        browser.goto(root).await.expect("open / as the other user");
+        wait_for(browser, "#allow")
+            .await
+            .click()
+            .await
+            .expect("click Allow");
+        wait_for(browser, "#call-api").await;
+        assert_eq!(text_of(browser, "#nickname").await, hostile);
+        assert_eq!(text_of(browser, "#openid").await, other);
+        let markup = browser
+            .execute(
+                "return [document.querySelectorAll('#nickname *').length, document.title];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(markup, json!([0, "我的 · WeChat H5"]));
+        shots.take(browser, "06-escaped-nickname").await;
+    }
 }
 
 /// The page's URL, without its (empty) fragment. A redirect without a fragment keeps the one of

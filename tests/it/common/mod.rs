@@ -1,6 +1,5 @@
 //! The test harness: a real app server on a free port, the emulator on another, and clients that
 //! carry cookies like a browser.
-#![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod redis_server;
 
@@ -71,6 +70,27 @@ impl Drop for Server {
     }
 }
 
+/// Runs the server that `make` builds (its setup may await, as a Redis store's does) on a thread
+/// and actix system of its own, and returns once it listens on `base`.
+pub fn spawn_server<F, Fut>(base: String, make: F) -> Server
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<actix_web::dev::Server>>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = make().await.expect("the server starts");
+            tx.send(server.handle()).unwrap();
+            server.await.unwrap();
+        });
+    });
+    let handle = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server started");
+    Server { base, handle }
+}
+
 /// How the test app is put together.
 #[derive(Clone, Copy, Debug)]
 pub enum Shape {
@@ -122,84 +142,64 @@ async fn logout(session: Session) -> HttpResponse {
 /// Starts the test app on `listener` (bound first, so that its URL can go into the config).
 pub fn start_app(listener: TcpListener, config: WeChatConfig, shape: Shape) -> Server {
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let key = Key::generate();
-            let wechat = WeChatAuth::new(config);
-            macro_rules! serve {
-                ($factory:expr) => {{
-                    let server = HttpServer::new($factory)
-                        .workers(2)
-                        .disable_signals()
-                        .listen(listener)
-                        .unwrap()
-                        .run();
-                    tx.send(server.handle()).unwrap();
-                    server.await
-                }};
-            }
-            let result = match shape {
-                Shape::Routes => serve!(move || App::new()
-                    .service(
-                        web::resource("/base")
-                            .wrap(wechat.require(Scope::Base))
-                            .get(show)
-                    )
-                    .service(
-                        web::resource("/info")
-                            .wrap(wechat.require(Scope::UserInfo))
-                            .get(show)
-                    )
-                    .service(
-                        web::resource("/api/me")
-                            .wrap(wechat.require(Scope::UserInfo))
-                            .get(show)
-                    )
-                    .route("/public", web::get().to(public))
-                    // A handler that needs the user on a route that does not require one.
-                    .route("/whoami", web::get().to(show))
-                    .route("/healthz", web::get().to(|| async { "ok" }))
-                    .route("/logout", web::get().to(logout))
-                    .wrap(wechat.optional())
-                    .wrap(session(&key))),
-                Shape::Strict => serve!(move || App::new()
-                    .route("/healthz", web::get().to(|| async { "ok" }))
-                    .default_service(web::to(show))
-                    .wrap(wechat.clone())
-                    .wrap(session(&key))),
-                Shape::WrongOrder => serve!(move || App::new()
-                    .default_service(web::to(show))
-                    .wrap(session(&key))
-                    .wrap(wechat.clone())),
-                Shape::NoSession => serve!(move || App::new()
-                    .default_service(web::to(show))
-                    .wrap(wechat.clone())),
-                Shape::NoMiddleware => serve!(move || App::new()
-                    .default_service(web::to(show))
-                    .wrap(session(&key))),
-            };
-            result.unwrap();
-        });
-    });
-    let handle = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("app server started");
-    Server { base, handle }
+    spawn_server(base, move || async move {
+        let key = Key::generate();
+        let wechat = WeChatAuth::new(config);
+        macro_rules! serve {
+            ($factory:expr) => {{
+                Ok(HttpServer::new($factory)
+                    .workers(2)
+                    .disable_signals()
+                    .listen(listener)?
+                    .run())
+            }};
+        }
+        match shape {
+            Shape::Routes => serve!(move || App::new()
+                .service(
+                    web::resource("/base")
+                        .wrap(wechat.require(Scope::Base))
+                        .get(show)
+                )
+                .service(
+                    web::resource("/info")
+                        .wrap(wechat.require(Scope::UserInfo))
+                        .get(show)
+                )
+                .service(
+                    web::resource("/api/me")
+                        .wrap(wechat.require(Scope::UserInfo))
+                        .get(show)
+                )
+                .route("/public", web::get().to(public))
+                // A handler that needs the user on a route that does not require one.
+                .route("/whoami", web::get().to(show))
+                .route("/healthz", web::get().to(|| async { "ok" }))
+                .route("/logout", web::get().to(logout))
+                .wrap(wechat.optional())
+                .wrap(session(&key))),
+            Shape::Strict => serve!(move || App::new()
+                .route("/healthz", web::get().to(|| async { "ok" }))
+                .default_service(web::to(show))
+                .wrap(wechat.clone())
+                .wrap(session(&key))),
+            Shape::WrongOrder => serve!(move || App::new()
+                .default_service(web::to(show))
+                .wrap(session(&key))
+                .wrap(wechat.clone())),
+            Shape::NoSession => serve!(move || App::new()
+                .default_service(web::to(show))
+                .wrap(wechat.clone())),
+            Shape::NoMiddleware => serve!(move || App::new()
+                .default_service(web::to(show))
+                .wrap(session(&key))),
+        }
+    })
 }
 
 /// The key of the test apps' pending sign-in cookies, so that tests can read them.
 pub fn pending_key() -> Key {
     Key::from(&[7; 64])
-}
-
-/// A pending sign-in cookie's content (`{"s": state, "t": return_to, "c": scope, …}`), if it is
-/// one of ours.
-pub fn open_pending(name: &str, value: &str) -> Option<Value> {
-    let jar = actix_web::cookie::CookieJar::new();
-    let cookie = actix_web::cookie::Cookie::new(name.to_owned(), value.to_owned());
-    let opened = jar.private(&pending_key()).decrypt(cookie)?;
-    serde_json::from_str(opened.value()).ok()
 }
 
 /// A config pointing at the emulator, for the app at `app_base`, with test-friendly timeouts.
