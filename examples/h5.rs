@@ -47,14 +47,11 @@
 use std::{env, net::TcpListener, process::ExitCode, time::Duration};
 
 use actix_session::{
-    storage::{
-        CookieSessionStore, LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore,
-        UpdateError,
-    },
+    storage::{CookieSessionStore, RedisSessionStore, SessionStore},
     Session, SessionMiddleware,
 };
 use actix_web::{
-    cookie::{time::Duration as CookieDuration, Key, SameSite},
+    cookie::{Key, SameSite},
     http::header,
     middleware::{from_fn, DefaultHeaders, Logger},
     web, App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer,
@@ -171,6 +168,62 @@ fn session_key() -> Result<Key, String> {
 }
 
 fn run() -> Result<(), String> {
+    let settings = read_settings()?;
+    let wechat = match &settings.redis {
+        Some((pool, _)) => WeChatAuth::new(wechat_config(&settings)?).share_refreshes(pool.clone()),
+        None => WeChatAuth::new(wechat_config(&settings)?),
+    };
+    print_banner(&settings);
+    let Settings {
+        redis,
+        key,
+        listener,
+        https,
+        upstream,
+        ..
+    } = settings;
+    let site = Site {
+        wechat,
+        data: web::Data::new(SiteData {
+            emulated: upstream.emulator.is_some(),
+        }),
+        key,
+        https,
+    };
+    let served = actix_web::rt::System::new().block_on(async move {
+        match redis {
+            // The pool connects lazily: the site starts, and recovers, while Redis is down.
+            Some((pool, _)) => {
+                let store = RedisSessionStore::new_pooled(pool)
+                    .await
+                    .map_err(|e| std::io::Error::other(format!("Redis session store: {e}")))?;
+                serve(listener, site, move || store.clone()).await
+            }
+            None => serve(listener, site, CookieSessionStore::default).await,
+        }
+    });
+    // The emulator stops only now, after the server.
+    drop(upstream);
+    served.map_err(|e| format!("server error: {e}"))
+}
+
+/// The sample's settings, read from the environment (the table in the module docs).
+struct Settings {
+    redis: Option<(deadpool_redis::Pool, String)>,
+    check_interval: Option<Duration>,
+    key: Key,
+    allow_insecure_http: bool,
+    listener: TcpListener,
+    local: std::net::SocketAddr,
+    public_url: String,
+    /// `PUBLIC_URL` is `https`: the session cookie is `Secure`.
+    https: bool,
+    upstream: Upstream,
+}
+
+/// Reads and checks the environment, binds `BIND`, starts the emulator when `WECHAT_APPID` is
+/// unset, and warns about settings that work but are risky.
+fn read_settings() -> Result<Settings, String> {
     let redis = var("REDIS_URL").map(|url| redis_pool(&url)).transpose()?;
     let check_interval = var("WECHAT_CHECK_INTERVAL")
         .map(|v| {
@@ -219,9 +272,25 @@ fn run() -> Result<(), String> {
              cross the network unencrypted (a test network only)"
         );
     }
+    Ok(Settings {
+        redis,
+        check_interval,
+        key,
+        allow_insecure_http,
+        listener,
+        local,
+        public_url,
+        https,
+        upstream,
+    })
+}
+
+/// The `WeChatAuth` configuration the settings describe.
+fn wechat_config(settings: &Settings) -> Result<WeChatConfig, String> {
+    let upstream = &settings.upstream;
     let mut builder = WeChatConfig::builder(upstream.appid.as_str(), upstream.secret.as_str())
-        .allow_insecure_http(allow_insecure_http)
-        .public_url(public_url.as_str())
+        .allow_insecure_http(settings.allow_insecure_http)
+        .public_url(settings.public_url.as_str())
         .scope(Scope::UserInfo)
         .api_path_prefix("/api/")
         .exclude_path("/healthz")
@@ -232,22 +301,21 @@ fn run() -> Result<(), String> {
     if let Some(api_base) = &upstream.api_base {
         builder = builder.api_base(api_base.as_str());
     }
-    if let Some(interval) = check_interval {
+    if let Some(interval) = settings.check_interval {
         builder = builder.check_interval(interval);
     }
     if let Some((appid, secret)) = &upstream.website {
         builder = builder.website_app(appid.as_str(), secret.as_str());
     }
-    let config = builder
+    builder
         .build()
-        .map_err(|e| format!("invalid WeChat configuration: {e}"))?;
-    let wechat = match &redis {
-        Some((pool, _)) => WeChatAuth::new(config).share_refreshes(pool.clone()),
-        None => WeChatAuth::new(config),
-    };
+        .map_err(|e| format!("invalid WeChat configuration: {e}"))
+}
 
-    let open = format!("{}/", public_url.trim_end_matches('/'));
-    println!("WeChat H5 sample listening on http://{local}");
+/// Where the site listens, which WeChat it talks to, where sessions live, and what to open.
+fn print_banner(settings: &Settings) {
+    let upstream = &settings.upstream;
+    println!("WeChat H5 sample listening on http://{}", settings.local);
     match &upstream.emulator {
         Some(emu) => println!(
             "WeChat: the embedded emulator at {} (appid {}, Website app {}); set WECHAT_APPID and WECHAT_SECRET for the real one",
@@ -264,73 +332,85 @@ fn run() -> Result<(), String> {
             upstream.appid
         ),
     }
-    match &redis {
+    match &settings.redis {
         Some((_, shown)) => println!("Sessions: Redis at {shown}"),
         None => println!("Sessions: in the encrypted cookie"),
     }
-    println!("Open {open} in a browser");
+    println!(
+        "Open {}/ in a browser",
+        settings.public_url.trim_end_matches('/')
+    );
+}
 
-    let site = web::Data::new(Site {
-        emulated: upstream.emulator.is_some(),
-    });
-    let served = actix_web::rt::System::new().block_on(async move {
-        let store = match redis {
-            // The pool connects lazily: the site starts, and recovers, while Redis is down.
-            Some((pool, _)) => Some(
-                RedisSessionStore::new_pooled(pool)
-                    .await
-                    .map_err(|e| std::io::Error::other(format!("Redis session store: {e}")))?,
-            ),
-            None => None,
-        };
-        HttpServer::new(move || {
-            App::new()
-                .app_data(site.clone())
-                .service(
-                    web::resource("/")
-                        .wrap(wechat.require(Scope::UserInfo))
-                        .get(index),
-                )
-                .service(
-                    web::resource("/api/me")
-                        .wrap(wechat.require(Scope::UserInfo))
-                        .get(me),
-                )
-                .service(
-                    web::resource("/quick")
-                        .wrap(wechat.require(Scope::Base))
-                        .get(quick),
-                )
-                .route("/healthz", web::get().to(healthz))
-                .route("/logout", web::get().to(logout))
-                // Answers /wechat/callback, and keeps a signed-in user's token fresh everywhere.
-                .wrap(wechat.optional())
-                .wrap(
-                    SessionMiddleware::builder(Store::new(store.as_ref()), key.clone())
-                        .cookie_secure(https)
-                        .cookie_same_site(SameSite::Lax)
-                        .build(),
-                )
-                .wrap(
-                    DefaultHeaders::new()
-                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                        .add((header::X_FRAME_OPTIONS, "DENY")),
-                )
-                // A Redis outage answers 503 with a log line, not actix-session's bare 500.
-                .wrap(from_fn(session_store_guard))
-                // %U is the path without the query: the callback's code stays out of the log.
-                .wrap(
-                    Logger::new("%s %{method}xi %U %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                )
-        })
-        .listen(listener)?
-        .run()
-        .await
-    });
-    // The emulator stops only now, after the server.
-    drop(upstream);
-    served.map_err(|e| format!("server error: {e}"))
+/// What every worker's app is made of.
+#[derive(Clone)]
+struct Site {
+    wechat: WeChatAuth,
+    data: web::Data<SiteData>,
+    key: Key,
+    https: bool,
+}
+
+/// Serves the site on `listener`, its sessions in the store that `store` makes for each worker
+/// (the encrypted cookie, or Redis).
+async fn serve<S>(
+    listener: TcpListener,
+    site: Site,
+    store: impl Fn() -> S + Send + Clone + 'static,
+) -> std::io::Result<()>
+where
+    S: SessionStore + 'static,
+{
+    HttpServer::new(move || {
+        let Site {
+            wechat,
+            data,
+            key,
+            https,
+        } = site.clone();
+        App::new()
+            .app_data(data)
+            .service(
+                web::resource("/")
+                    .wrap(wechat.require(Scope::UserInfo))
+                    .get(index),
+            )
+            .service(
+                web::resource("/api/me")
+                    .wrap(wechat.require(Scope::UserInfo))
+                    .get(me),
+            )
+            .service(
+                web::resource("/quick")
+                    .wrap(wechat.require(Scope::Base))
+                    .get(quick),
+            )
+            .route("/healthz", web::get().to(healthz))
+            .route("/logout", web::get().to(logout))
+            // Answers /wechat/callback, and keeps a signed-in user's token fresh everywhere.
+            .wrap(wechat.optional())
+            .wrap(
+                SessionMiddleware::builder(store(), key)
+                    .cookie_secure(https)
+                    .cookie_same_site(SameSite::Lax)
+                    .build(),
+            )
+            .wrap(
+                DefaultHeaders::new()
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::X_FRAME_OPTIONS, "DENY")),
+            )
+            // A Redis outage answers 503 with a log line, not actix-session's bare 500.
+            .wrap(from_fn(session_store_guard))
+            // %U is the path without the query: the callback's code stays out of the log.
+            .wrap(
+                Logger::new("%s %{method}xi %U %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string()),
+            )
+    })
+    .listen(listener)?
+    .run()
+    .await
 }
 
 /// A pool for `REDIS_URL`, with bounded waits so that a Redis outage cannot hold requests, and
@@ -360,72 +440,13 @@ fn redis_pool(url: &str) -> Result<(deadpool_redis::Pool, String), String> {
     Ok((pool, shown))
 }
 
-/// The session store: the encrypted cookie, or Redis when `REDIS_URL` is set.
-enum Store {
-    Cookie(CookieSessionStore),
-    Redis(RedisSessionStore),
-}
-
-impl Store {
-    fn new(redis: Option<&RedisSessionStore>) -> Self {
-        match redis {
-            Some(redis) => Store::Redis(redis.clone()),
-            None => Store::Cookie(CookieSessionStore::default()),
-        }
-    }
-}
-
-type State = std::collections::HashMap<String, String>;
-
-impl SessionStore for Store {
-    async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
-        match self {
-            Store::Cookie(s) => s.load(key).await,
-            Store::Redis(s) => s.load(key).await,
-        }
-    }
-
-    async fn save(&self, state: State, ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
-        match self {
-            Store::Cookie(s) => s.save(state, ttl).await,
-            Store::Redis(s) => s.save(state, ttl).await,
-        }
-    }
-
-    async fn update(
-        &self,
-        key: SessionKey,
-        state: State,
-        ttl: &CookieDuration,
-    ) -> Result<SessionKey, UpdateError> {
-        match self {
-            Store::Cookie(s) => s.update(key, state, ttl).await,
-            Store::Redis(s) => s.update(key, state, ttl).await,
-        }
-    }
-
-    async fn update_ttl(&self, key: &SessionKey, ttl: &CookieDuration) -> anyhow::Result<()> {
-        match self {
-            Store::Cookie(s) => s.update_ttl(key, ttl).await,
-            Store::Redis(s) => s.update_ttl(key, ttl).await,
-        }
-    }
-
-    async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
-        match self {
-            Store::Cookie(s) => s.delete(key).await,
-            Store::Redis(s) => s.delete(key).await,
-        }
-    }
-}
-
 /// What the pages need to know about the site.
-struct Site {
+struct SiteData {
     emulated: bool,
 }
 
 /// `GET /`: the H5 page.
-async fn index(req: HttpRequest, user: WeChatUser, site: web::Data<Site>) -> HttpResponse {
+async fn index(req: HttpRequest, user: WeChatUser, site: web::Data<SiteData>) -> HttpResponse {
     let empty = Profile::default();
     let profile = user.profile().unwrap_or(&empty);
     let nickname = if profile.nickname.is_empty() {
@@ -518,7 +539,7 @@ async fn me(user: WeChatUser) -> HttpResponse {
 }
 
 /// `GET /quick`: needs only snsapi_base.
-async fn quick(user: WeChatUser, site: web::Data<Site>) -> HttpResponse {
+async fn quick(user: WeChatUser, site: web::Data<SiteData>) -> HttpResponse {
     let body = format!(
         r#"<section class="card">
 <h1>Quick sign-in</h1>
@@ -542,7 +563,7 @@ async fn healthz() -> HttpResponse {
 }
 
 /// `GET /logout`: a public page, so that the browser is not sent to sign in again at once.
-async fn logout(session: Session, site: web::Data<Site>) -> HttpResponse {
+async fn logout(session: Session, site: web::Data<SiteData>) -> HttpResponse {
     session.purge();
     let body = format!(
         r#"<section class="card center">
@@ -585,7 +606,7 @@ fn avatar(url: &str, nickname: &str) -> String {
     }
 }
 
-fn footer(site: &Site) -> &'static str {
+fn footer(site: &SiteData) -> &'static str {
     if site.emulated {
         r#"<footer>WeChat sign-in by the embedded emulator</footer>"#
     } else {
