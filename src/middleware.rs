@@ -13,7 +13,7 @@ use actix_web::{
     dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform},
     HttpMessage as _, HttpResponse, ResponseError as _,
 };
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{Either, LocalBoxFuture};
 use log::{debug, error, info, warn};
 
 use crate::{
@@ -25,7 +25,7 @@ use crate::{
     extractor::{AuthContext, WeChatUser},
     negotiate::Browser,
     pending::PendingCookies,
-    session::{unix_now, AuthSession, Lookup, ParsedSignIns, SignedIn},
+    session::{unix_now, AuthSession, KnownSignIns, Lookup, SignedIn},
     tokens::Scope,
     upkeep::{decide, AfterCheck, AfterRefresh, Calls, Upkeep, Upstream},
 };
@@ -215,7 +215,7 @@ where
                 shared: Arc::clone(&self.shared),
                 requirement: self.requirement,
                 session_layer: Cell::new(None),
-                parsed: ParsedSignIns::default(),
+                known: KnownSignIns::default(),
             }),
         }))
     }
@@ -235,7 +235,8 @@ struct Worker {
     requirement: Requirement,
     /// Whether actix-session's middleware runs before this one; found on the first request.
     session_layer: Cell<Option<bool>>,
-    parsed: ParsedSignIns,
+    /// The sign-ins this worker already parsed.
+    known: KnownSignIns,
 }
 
 /// What the middleware does with a request, before anything is loaded.
@@ -253,9 +254,18 @@ enum Route {
 }
 
 /// The signed-in user: known at once, or after the upstream work of [`Due`].
-enum Found<'a> {
+enum Found {
     Now(Result<Option<Rc<SignedIn>>, ErrorKind>),
-    Later(LocalBoxFuture<'a, Result<Option<Rc<SignedIn>>, ErrorKind>>),
+    /// Boxed: the rare case, and far larger than the common one.
+    Later(Box<Upkeeping>),
+}
+
+/// A sign-in whose token needs upstream work on this request.
+struct Upkeeping {
+    session: actix_session::Session,
+    user: SignedIn,
+    due: Due,
+    now: u64,
 }
 
 /// The upstream work a sign-in needs on this request.
@@ -276,6 +286,30 @@ enum Access {
     Fail(ErrorKind),
 }
 
+/// An early answer of the middleware's own.
+type Answer<B> = Ready<Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>;
+/// The rare paths that wait on WeChat (the callback, token upkeep): boxed, so that the common
+/// path's future stays small and unboxed.
+type Waiting<B> = LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>;
+
+/// The middleware's future: the app's own future (most requests), an answer ready at once, or
+/// the boxed work of a request that waits on WeChat.
+#[doc(hidden)]
+pub type CallFuture<F, B> = Either<Forwarded<F, B>, Either<Answer<B>, Waiting<B>>>;
+
+fn answer<F, B>(res: ServiceResponse<EitherBody<B>>) -> CallFuture<F, B> {
+    Either::Right(Either::Left(ready(Ok(res))))
+}
+
+fn waiting<F, B>(
+    work: impl std::future::Future<Output = ServiceResponse<EitherBody<B>>> + 'static,
+) -> CallFuture<F, B>
+where
+    B: 'static,
+{
+    Either::Right(Either::Right(Box::pin(async move { Ok(work.await) })))
+}
+
 impl<S, B> Service<ServiceRequest> for WeChatAuthMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -283,62 +317,57 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = CallFuture<S::Future, B>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = Rc::clone(&self.service);
-        let worker = Rc::clone(&self.worker);
-        Box::pin(async move {
-            let settings = &worker.shared.config.settings;
-            match worker.route(&req) {
-                Route::Pass => return forward(&service, req).await,
-                Route::NoSession => {
-                    let kind = ErrorKind::Misconfigured(NO_SESSION_FIX);
-                    return Ok(worker.answer_error(req, kind));
-                }
-                Route::Callback => {
-                    // Boxed for the same reason as the token upkeep: a deep future, rarely run.
+        let worker = &self.worker;
+        match worker.route(&req) {
+            Route::Pass => return Either::Left(forward(&self.service, req)),
+            Route::NoSession => {
+                let kind = ErrorKind::Misconfigured(NO_SESSION_FIX);
+                return answer(worker.answer_error(req, kind));
+            }
+            Route::Callback => {
+                let worker = Rc::clone(worker);
+                return waiting(async move {
+                    // Boxed on its own, as the token upkeep below.
                     let callback: LocalBoxFuture<'_, _> = Box::pin(callback::handle(
                         &worker.shared.config,
                         &worker.client,
                         &req,
                     ));
                     let res = callback.await;
-                    return Ok(respond(req, res));
-                }
-                Route::SignIn => {
-                    let return_to = authorize::requested_return_to(&req);
-                    return Ok(worker.challenge(req, settings.sign_in.scope, return_to));
-                }
-                Route::Guarded => {}
+                    respond(req, res)
+                });
             }
-            // The user, found once however many instances of this configuration wrap the route.
-            // (`call` awaits boxed futures only: nested ones would make the future of every
-            // service wrapping an app too deep for the compiler's layout limit.)
-            let outcome = match worker.resolved_by_outer_instance(&req) {
-                Some(outcome) => outcome,
-                None => {
-                    let found = match worker.current_user(&req) {
-                        Found::Now(found) => found,
-                        Found::Later(upkeep) => upkeep.await,
-                    };
-                    let outcome = found.map(|user| user.map(WeChatUser::new));
-                    worker.leave_for_extractor(&req, &outcome);
-                    outcome
-                }
-            };
-            match worker.access(outcome) {
-                Access::Serve => forward(&service, req).await,
-                Access::Fail(kind) => Ok(worker.answer_error(req, kind)),
-                Access::SignIn(scope) => {
-                    let format = settings.filter.format(&req);
-                    let return_to = authorize::return_to_of(&settings.site, &req, format);
-                    Ok(worker.challenge(req, scope, return_to))
-                }
+            Route::SignIn => {
+                let return_to = authorize::requested_return_to(&req);
+                let scope = worker.shared.config.settings.sign_in.scope;
+                return answer(worker.challenge(req, scope, return_to));
             }
-        })
+            Route::Guarded => {}
+        }
+        // The user, found once however many instances of this configuration wrap the route.
+        let outcome = match worker.resolved_by_outer_instance(&req) {
+            Some(outcome) => outcome,
+            None => match worker.current_user(&req) {
+                Found::Now(found) => worker.found(&req, found),
+                Found::Later(upkeeping) => {
+                    let (service, worker) = (Rc::clone(&self.service), Rc::clone(worker));
+                    return Either::Right(Either::Right(Box::pin(async move {
+                        // Boxed on its own: the upstream calls make a future too deep for the
+                        // compiler's layout limit when nested in this one.
+                        let upkeep: LocalBoxFuture<'_, _> = Box::pin(worker.keep_fresh(upkeeping));
+                        let found = upkeep.await;
+                        let outcome = worker.found(&req, found);
+                        worker.act(&service, req, outcome).await
+                    })));
+                }
+            },
+        };
+        worker.act(&self.service, req, outcome)
     }
 }
 
@@ -360,6 +389,39 @@ impl Worker {
         } else {
             Route::Guarded
         }
+    }
+
+    /// Serves the request, or answers it, as the requirement makes of the outcome.
+    fn act<S, B>(
+        &self,
+        service: &Rc<S>,
+        req: ServiceRequest,
+        outcome: Result<Option<WeChatUser>, ErrorKind>,
+    ) -> CallFuture<S::Future, B>
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    {
+        match self.access(outcome) {
+            Access::Serve => Either::Left(forward(service, req)),
+            Access::Fail(kind) => answer(self.answer_error(req, kind)),
+            Access::SignIn(scope) => {
+                let settings = &self.shared.config.settings;
+                let format = settings.filter.format(&req);
+                let return_to = authorize::return_to_of(&settings.site, &req, format);
+                answer(self.challenge(req, scope, return_to))
+            }
+        }
+    }
+
+    /// The user this instance found, handed to the extractor (and to inner instances).
+    fn found(
+        &self,
+        req: &ServiceRequest,
+        found: Result<Option<Rc<SignedIn>>, ErrorKind>,
+    ) -> Result<Option<WeChatUser>, ErrorKind> {
+        let outcome = found.map(|user| user.map(WeChatUser::new));
+        self.leave_for_extractor(req, &outcome);
+        outcome
     }
 
     /// Leaves what was found about this request's user for the extractor (and for inner
@@ -473,19 +535,19 @@ impl Worker {
     /// The signed-in user, after whatever upkeep the token needs: nothing (found now), or a
     /// `/sns/auth` check or a refresh (found later). `Ok(None)` when anonymous or when the
     /// sign-in ran out.
-    fn current_user(&self, req: &ServiceRequest) -> Found<'_> {
+    fn current_user(&self, req: &ServiceRequest) -> Found {
         let session = req.get_session();
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
         let now = unix_now();
-        let (user, stored) = match self.parsed.lookup(&session) {
+        let (user, version) = match self.known.lookup(&session) {
             Lookup::Absent => return Found::Now(Ok(None)),
             Lookup::Known(user) if decide(&user, now, &settings.upkeep) == Upkeep::Fresh => {
                 return Found::Now(Ok(Some(user)))
             }
             Lookup::Known(user) => ((*user).clone(), None),
-            Lookup::Unknown(stored) => match store.signed_in(&settings.apps) {
-                Some(user) => (user, Some(stored)),
+            Lookup::Unknown(version) => match store.signed_in(&settings.apps) {
+                Some(user) => (user, version),
                 None => return Found::Now(Ok(None)),
             },
         };
@@ -500,8 +562,8 @@ impl Worker {
             }
             Upkeep::Fresh => {
                 let user = Rc::new(user);
-                if let Some(stored) = stored {
-                    self.parsed.remember(stored, Rc::clone(&user));
+                if let Some(version) = version {
+                    self.known.remember(version, Rc::clone(&user));
                 }
                 return Found::Now(Ok(Some(user)));
             }
@@ -511,17 +573,25 @@ impl Worker {
                 still_usable: false,
             },
         };
-        Found::Later(Box::pin(self.keep_fresh(session, user, due, now)))
+        Found::Later(Box::new(Upkeeping {
+            session,
+            user,
+            due,
+            now,
+        }))
     }
 
     /// Carries out a due check or refresh, then stores what it changed.
     async fn keep_fresh(
         &self,
-        session: actix_session::Session,
-        mut user: SignedIn,
-        due: Due,
-        now: u64,
+        upkeeping: Box<Upkeeping>,
     ) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
+        let Upkeeping {
+            session,
+            mut user,
+            due,
+            now,
+        } = *upkeeping;
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
         let upstream = &self.shared.upstream;
