@@ -15,6 +15,8 @@
 //! | `session-read` | `SessionMiddleware` alone; the handler parses the sign-in the app would otherwise keep itself (`session.get::<Value>("wx")`) and answers its openid |
 //! | `wechat` | `WeChatAuth` (`snsapi_userinfo`, `/sns/auth` check once a day) + `SessionMiddleware`; the handler takes `WeChatUser` and answers its openid |
 //! | `wechat-check0` | as `wechat` with a check on every request (`check_interval = 0`) |
+//! | `sample` | the sample site's own stack (`examples/h5.rs`): `Logger`, `session_store_guard`, `DefaultHeaders`, `SessionMiddleware`, an App-level `WeChatAuth::optional` and a resource-level `require(Scope::UserInfo)`; `GET /` answers the sample's `/api/me` JSON from `WeChatUser` |
+//! | `sample-bare` | the same app without `WeChatAuth` (nor its store guard): `Logger`, `DefaultHeaders`, `SessionMiddleware`; `GET /` parses the same sign-in record from the session into the app's own typed struct and answers the same JSON |
 //! | `emulator` | the crate's WeChat emulator alone (auto-approve), for out-of-process drivers: its HTTP controls are under `/_emulator/` |
 //!
 //! `GET /healthz` answers `ok` in every mode, outside `WeChatAuth` (`exclude_path`).
@@ -40,9 +42,13 @@ use std::{env, net::TcpListener, process::ExitCode, time::Duration};
 use actix_session::{storage::CookieSessionStore, Session, SessionMiddleware};
 use actix_web::{
     cookie::{Key, SameSite},
+    http::header,
+    middleware::{from_fn, DefaultHeaders, Logger},
     web, App, HttpResponse, HttpServer,
 };
-use actix_wechat_auth::{emulator::Emulator, Scope, WeChatAuth, WeChatConfig, WeChatUser};
+use actix_wechat_auth::{
+    emulator::Emulator, session_store_guard, Profile, Scope, WeChatAuth, WeChatConfig, WeChatUser,
+};
 
 const DEFAULT_APPID: &str = "wxbench0000000001";
 const DEFAULT_SECRET: &str = "bench-secret-not-a-real-one";
@@ -55,6 +61,8 @@ enum Mode {
     SessionRead,
     WeChat,
     WeChatCheck0,
+    Sample,
+    SampleBare,
     Emulator,
 }
 
@@ -65,6 +73,8 @@ impl Mode {
             "session-read" => Mode::SessionRead,
             "wechat" => Mode::WeChat,
             "wechat-check0" => Mode::WeChatCheck0,
+            "sample" => Mode::Sample,
+            "sample-bare" => Mode::SampleBare,
             "emulator" => Mode::Emulator,
             _ => return None,
         })
@@ -126,6 +136,83 @@ async fn hello_from_session(session: Session) -> HttpResponse {
     HttpResponse::Ok().body(format!("hello {openid}"))
 }
 
+/// The sample's `/api/me` answer.
+fn me_json(openid: &str, unionid: Option<&str>, scope: &str, profile: &Profile) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "openid": openid,
+            "unionid": unionid,
+            "nickname": profile.nickname,
+            "sex": profile.sex,
+            "province": profile.province,
+            "city": profile.city,
+            "country": profile.country,
+            "headimgurl": profile.headimgurl,
+            "privilege": profile.privilege,
+            "scope": scope,
+        }))
+}
+
+async fn me(user: WeChatUser) -> HttpResponse {
+    let empty = Profile::default();
+    let profile = user.profile().unwrap_or(&empty);
+    me_json(
+        user.openid(),
+        user.unionid(),
+        &user.scope().to_string(),
+        profile,
+    )
+}
+
+/// The sign-in record as an app keeping it itself would: its fields owned and typed.
+#[derive(serde::Deserialize)]
+struct AppRecord {
+    i: String,
+    o: String,
+    u: Option<String>,
+    s: String,
+    a: String,
+    r: String,
+    e: u64,
+    g: u64,
+    p: Option<Profile>,
+}
+
+/// What such an app does on every request: parse its record, check it is its app's and still
+/// valid (a token, not expired, signed in less than 30 days ago), answer.
+async fn me_from_session(session: Session, appid: web::Data<String>) -> HttpResponse {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match session.get::<AppRecord>("wx") {
+        Ok(Some(record))
+            if record.i == **appid
+                && !record.a.is_empty()
+                && !record.r.is_empty()
+                && record.e > now
+                && now.saturating_sub(record.g) < 30 * 86_400 =>
+        {
+            let empty = Profile::default();
+            let profile = record.p.as_ref().unwrap_or(&empty);
+            me_json(&record.o, record.u.as_deref(), &record.s, profile)
+        }
+        _ => HttpResponse::Unauthorized().finish(),
+    }
+}
+
+/// The sample's middleware outside the session, as `examples/h5.rs` wraps them.
+fn logger() -> Logger {
+    Logger::new("%s %{method}xi %U %Dms")
+        .custom_request_replace("method", |req| req.method().to_string())
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -151,7 +238,8 @@ fn run() -> Result<(), String> {
         }
     }
     let mode = mode.ok_or(
-        "--mode session-only|session-read|wechat|wechat-check0|emulator is required".to_owned(),
+        "--mode session-only|session-read|wechat|wechat-check0|sample|sample-bare|emulator is required"
+            .to_owned(),
     )?;
     let workers = var("WORKERS")
         .map(|w| w.parse::<usize>().map_err(|_| "WORKERS must be a number"))
@@ -217,7 +305,7 @@ fn run() -> Result<(), String> {
         (None, Mode::WeChatCheck0) => Duration::ZERO,
         (None, _) => Duration::from_secs(86_400),
     };
-    let mut config = WeChatConfig::builder(appid, secret)
+    let mut config = WeChatConfig::builder(appid.clone(), secret)
         .public_url(base.as_str())
         .open_base(open_base)
         .api_base(api_base)
@@ -256,6 +344,25 @@ fn run() -> Result<(), String> {
                     .route("/healthz", web::get().to(healthz))
                     .wrap(wechat.clone())
                     .wrap(session(&key))),
+                Mode::Sample => serve!(move || App::new()
+                    .service(
+                        web::resource("/")
+                            .wrap(wechat.require(Scope::UserInfo))
+                            .get(me)
+                    )
+                    .route("/healthz", web::get().to(healthz))
+                    .wrap(wechat.optional())
+                    .wrap(session(&key))
+                    .wrap(security_headers())
+                    .wrap(from_fn(session_store_guard))
+                    .wrap(logger())),
+                Mode::SampleBare => serve!(move || App::new()
+                    .app_data(web::Data::new(appid.clone()))
+                    .route("/", web::get().to(me_from_session))
+                    .route("/healthz", web::get().to(healthz))
+                    .wrap(session(&key))
+                    .wrap(security_headers())
+                    .wrap(logger())),
                 Mode::Emulator => unreachable!("handled above"),
             }
         })
