@@ -28,7 +28,11 @@ impl SignInLoad {
 
 /// `users.len()` browsers, each its own connections and cookies, signing in again and again (a
 /// new session each time) until `duration` is over.
-pub(crate) async fn sign_in_load(app: &str, users: &[String], duration: Duration) -> Res<SignInLoad> {
+pub(crate) async fn sign_in_load(
+    app: &str,
+    users: &[String],
+    duration: Duration,
+) -> Res<SignInLoad> {
     let started = Instant::now();
     let deadline = started + duration;
     let browsers = users.iter().map(|openid| async move {
@@ -98,7 +102,12 @@ impl RoundTrips {
     }
 }
 
-pub(crate) async fn emulator_round_trips(http: &Client, app: &str, emu: &str, openid: &str) -> Res<()> {
+pub(crate) async fn emulator_round_trips(
+    http: &Client,
+    app: &str,
+    emu: &str,
+    openid: &str,
+) -> Res<()> {
     let redirect_uri: String =
         url::form_urlencoded::byte_serialize(format!("{app}/wechat/callback").as_bytes()).collect();
     let authorize = format!(

@@ -51,26 +51,70 @@ pub(crate) fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// What several sections use: the steady servers by role and the figures derived from the runs.
+pub(crate) struct Figures<'a> {
+    base: &'a Steady,
+    wechat: &'a Steady,
+    read: &'a Steady,
+    check0: &'a Steady,
+    tput: Spread,
+    p99: Spread,
+    p50: Spread,
+    read_tput: Spread,
+    check_tput: Spread,
+    conns: Vec<f64>,
+    reqs_per_conn: Vec<f64>,
+    auth_per_req: Vec<f64>,
+    refresh_expired: Vec<f64>,
+    refresh_revoked: Vec<f64>,
+    rates: Vec<f64>,
+    signin_lat: Vec<f64>,
+    rtt_signin: f64,
+    rtt_emu: f64,
+    rtt_app: f64,
+    cpu_bound: bool,
+    all_one: bool,
+    candidate: Option<&'a Steady>,
+}
+
+/// Round by round, `f` of `a`'s runs over `f` of `b`'s (the rounds are interleaved, so a round's
+/// pair saw the same machine).
+pub(crate) fn paired(a: &Steady, b: &Steady, f: fn(&Wrk) -> f64) -> Spread {
+    Spread::of(
+        &a.runs
+            .iter()
+            .zip(&b.runs)
+            .map(|(x, y)| f(x) / f(y))
+            .collect::<Vec<_>>(),
+    )
+}
+
 impl Report<'_> {
     pub(crate) fn markdown(&self) -> String {
-        let s = self.settings;
-        let by_mode = |mode: &str| self.steady.iter().find(|x| x.mode == mode).unwrap();
+        let f = self.figures();
+        let mut o = String::new();
+        let w = &mut o;
+        self.intro(w);
+        self.steady_state(w, &f);
+        self.check_every_request(w, &f);
+        self.storms(w, &f);
+        self.sign_ins(w, &f);
+        self.cookie_size(w);
+        self.memory(w);
+        self.sample.markdown(w, self.settings, self.icount_requests);
+        self.micro_benchmark(w);
+        self.closing(w, &f);
+        o
+    }
+
+    /// The figures several sections share, worked out once.
+    fn figures(&self) -> Figures<'_> {
         let (base, wechat, read, check0) = (
-            by_mode("session-only"),
-            by_mode("wechat"),
-            by_mode("session-read"),
-            by_mode("wechat-check0"),
+            self.by_mode("session-only"),
+            self.by_mode("wechat"),
+            self.by_mode("session-read"),
+            self.by_mode("wechat-check0"),
         );
-        // Per-round ratios (the rounds are interleaved, so a round's pair saw the same machine).
-        let paired = |a: &Steady, b: &Steady, f: fn(&Wrk) -> f64| {
-            Spread::of(
-                &a.runs
-                    .iter()
-                    .zip(&b.runs)
-                    .map(|(x, y)| f(x) / f(y))
-                    .collect::<Vec<_>>(),
-            )
-        };
         let tput = paired(wechat, base, |w| w.rps);
         let p99 = paired(wechat, base, |w| w.p99_ms);
         let p50 = paired(wechat, base, |w| w.p50_ms);
@@ -107,15 +151,41 @@ impl Report<'_> {
                 .collect(),
         );
         let (rtt_signin, rtt_emu, rtt_app) = self.rtt.medians();
-        let hwm = |mode: &str| {
-            self.memory
-                .iter()
-                .find(|(m, _)| m == mode)
-                .map_or(0, |(_, (hwm, _))| *hwm)
-        };
+        let cpu_bound = seq_cpu_bound(base, wechat, self.settings.secs);
+        let all_one = refresh_expired
+            .iter()
+            .chain(&refresh_revoked)
+            .all(|&r| r == 1.0);
+        let candidate = self.steady.iter().find(|x| x.mode == "wechat-candidate");
+        Figures {
+            base,
+            wechat,
+            read,
+            check0,
+            tput,
+            p99,
+            p50,
+            read_tput,
+            check_tput,
+            conns,
+            reqs_per_conn,
+            auth_per_req,
+            refresh_expired,
+            refresh_revoked,
+            rates,
+            signin_lat,
+            rtt_signin,
+            rtt_emu,
+            rtt_app,
+            cpu_bound,
+            all_one,
+            candidate,
+        }
+    }
 
-        let mut o = String::new();
-        let w = &mut o;
+    /// The heading, the machine and the setup.
+    fn intro(&self, w: &mut String) {
+        let s = self.settings;
         let _ = writeln!(
             w,
             "## Results{}\n",
@@ -155,7 +225,23 @@ impl Report<'_> {
             s.secs,
             self.typical_cookie,
         );
+    }
 
+    /// Case 1: the signed-in steady state, sequential, head to head and in instructions.
+    fn steady_state(&self, w: &mut String, f: &Figures<'_>) {
+        let Figures {
+            base,
+            wechat,
+            read,
+            tput,
+            p99,
+            p50,
+            read_tput,
+            cpu_bound,
+            candidate,
+            ..
+        } = f;
+        let s = self.settings;
         let _ = writeln!(w, "### 1. Signed-in steady state, no check due\n");
         let _ = writeln!(
             w,
@@ -169,7 +255,6 @@ impl Report<'_> {
             "| server | requests/s | p50 ms | p99 ms | server CPU µs per request | server core busy |\n\
              |---|---|---|---|---|---|"
         );
-        let candidate = self.steady.iter().find(|x| x.mode == "wechat-candidate");
         for x in [base, wechat, read].into_iter().chain(candidate) {
             let _ = writeln!(
                 w,
@@ -183,7 +268,6 @@ impl Report<'_> {
                 Spread::of(&x.busy(s.secs)).show(0),
             );
         }
-        let cpu_bound = seq_cpu_bound(base, wechat, s.secs);
         let _ = writeln!(
             w,
             "\n- throughput, `wechat` / `session-only`: **{}** (target ≥ 0.90: {})\n\
@@ -191,7 +275,7 @@ impl Report<'_> {
              - p99, `wechat` / `session-only`: **{}×** (target ≤ 1.2×: {}); p50: {}×\n\
              - throughput, `wechat` / `session-read` (an app parsing the same sign-in itself): {}\n",
             tput.show(3),
-            if cpu_bound {
+            if *cpu_bound {
                 verdict(tput.median >= 0.90)
             } else {
                 "not measurable in this run: the servers' core was not saturated (the load \
@@ -203,17 +287,20 @@ impl Report<'_> {
             p50.show(2),
             read_tput.show(3),
         );
-        let idx = |mode: &str| self.steady.iter().position(|x| x.mode == mode);
-        let h2h = |mode: &str| -> Option<Spread> {
-            let (i, b) = (idx(mode)?, idx("session-only")?);
-            let v: Vec<f64> = self.head_to_head[i]
-                .iter()
-                .zip(&self.head_to_head[b])
-                .map(|(x, y)| x / y)
-                .collect();
-            (!v.is_empty()).then(|| Spread::of(&v))
-        };
-        if let Some(h2h_wechat) = h2h("wechat") {
+        self.head_to_head_table(w, f);
+        self.instruction_table(w);
+    }
+
+    /// Case 1 head to head: the servers sharing one core at the same time.
+    fn head_to_head_table(&self, w: &mut String, f: &Figures<'_>) {
+        let Figures {
+            base,
+            wechat,
+            candidate,
+            ..
+        } = f;
+        let s = self.settings;
+        if let Some(h2h_wechat) = self.h2h("wechat") {
             let _ = writeln!(
                 w,
                 "**Head to head**, the same comparison made immune to the machine's load: the \
@@ -225,7 +312,7 @@ impl Report<'_> {
                  | server | requests/s sharing the core | / `session-only` | CPU µs per request | `session-only`'s / this |\n|---|---|---|---|---|",
                 s.rounds, s.secs, self.h2h_command
             );
-            let base_i = idx("session-only");
+            let base_i = self.idx("session-only");
             for (i, x) in self.steady.iter().enumerate() {
                 if self.head_to_head[i].is_empty() {
                     continue;
@@ -244,7 +331,7 @@ impl Report<'_> {
                     "| `{}` | {} | {} | {} | {} |",
                     x.mode,
                     Spread::of(&self.head_to_head[i]).show(0),
-                    h2h(x.mode).map_or("–".to_owned(), |r| r.show(3)),
+                    self.h2h(x.mode).map_or("–".to_owned(), |r| r.show(3)),
                     Spread::of(&self.h2h_cpu_us[i]).show(1),
                     cpu_ratio.map_or("–".to_owned(), |r| r.show(3)),
                 );
@@ -266,14 +353,12 @@ impl Report<'_> {
                 paired(cand, base, |w| w.p99_ms).show(2),
             );
         }
+    }
 
+    /// Case 1 in user-space instructions (callgrind).
+    fn instruction_table(&self, w: &mut String) {
         if !self.instructions.is_empty() {
-            let ir = |mode: &str| {
-                self.instructions
-                    .iter()
-                    .find(|(m, _)| *m == mode)
-                    .map_or(f64::NAN, |(_, ir)| *ir)
-            };
+            let ir = |mode: &str| self.ir(mode).unwrap_or(f64::NAN);
             let _ = writeln!(
                 w,
                 "The same servers in user-space instructions per request, which do not move with the \
@@ -301,7 +386,19 @@ impl Report<'_> {
                 verdict(ir("wechat") - ir("session-only") <= 2000.0)
             );
         }
+    }
 
+    /// Case 2: a check on every request.
+    fn check_every_request(&self, w: &mut String, f: &Figures<'_>) {
+        let Figures {
+            check0,
+            check_tput,
+            conns,
+            reqs_per_conn,
+            auth_per_req,
+            ..
+        } = f;
+        let s = self.settings;
         let _ = writeln!(
             w,
             "### 2. A `/sns/auth` check on every request (`check_interval = 0`)\n"
@@ -319,9 +416,9 @@ impl Report<'_> {
             Spread::of(&check0.p50()).show(2),
             Spread::of(&check0.p99()).show(2),
             check_tput.show(3),
-            Spread::of(&conns).show(0),
-            Spread::of(&reqs_per_conn).show(0),
-            Spread::of(&auth_per_req).show(3),
+            Spread::of(conns).show(0),
+            Spread::of(reqs_per_conn).show(0),
+            Spread::of(auth_per_req).show(3),
         );
         let _ = writeln!(
             w,
@@ -335,7 +432,17 @@ impl Report<'_> {
             check0.runs.first().map_or(0, |r| r.requests),
             verdict(conns.iter().all(|&c| c <= (s.connections as f64))),
         );
+    }
 
+    /// Case 3: refresh storms.
+    fn storms(&self, w: &mut String, f: &Figures<'_>) {
+        let Figures {
+            refresh_expired,
+            refresh_revoked,
+            all_one,
+            ..
+        } = f;
+        let s = self.settings;
         let _ = writeln!(w, "### 3. Refresh storm\n");
         let _ = writeln!(
             w,
@@ -381,12 +488,24 @@ impl Report<'_> {
                 Spread::of(&storms.iter().map(|x| x.elapsed_ms).collect::<Vec<_>>()).show(1),
             );
         }
-        let all_one = refresh_expired
-            .iter()
-            .chain(&refresh_revoked)
-            .all(|&r| r == 1.0);
-        let _ = writeln!(w, "\nTarget (1 refresh per storm): {}.\n", verdict(all_one));
+        let _ = writeln!(
+            w,
+            "\nTarget (1 refresh per storm): {}.\n",
+            verdict(*all_one)
+        );
+    }
 
+    /// Case 4: sign-ins.
+    fn sign_ins(&self, w: &mut String, f: &Figures<'_>) {
+        let Figures {
+            rates,
+            signin_lat,
+            rtt_signin,
+            rtt_emu,
+            rtt_app,
+            ..
+        } = f;
+        let s = self.settings;
         let _ = writeln!(w, "### 4. Sign-in\n");
         let _ = writeln!(
             w,
@@ -408,9 +527,9 @@ impl Report<'_> {
              | **time a sign-in adds** over them, p50 ms | **{:.3}** |\n\
              | for scale: one plain request to the app (`GET /healthz`), p50 ms | {:.3} |\n",
             s.browsers,
-            Spread::of(&rates).show(1),
-            percentile(&signin_lat, 50.0),
-            percentile(&signin_lat, 99.0),
+            Spread::of(rates).show(1),
+            percentile(signin_lat, 50.0),
+            percentile(signin_lat, 99.0),
             rtt_signin,
             rtt_emu,
             rtt_signin - rtt_emu,
@@ -423,7 +542,10 @@ impl Report<'_> {
              the profile); {} sequential sign-ins, medians.\n",
             rtt_app, self.rtt.count
         );
+    }
 
+    /// Case 5: the session cookie.
+    fn cookie_size(&self, w: &mut String) {
         let _ = writeln!(w, "### 5. Session cookie size\n");
         let _ = writeln!(
             w,
@@ -442,7 +564,11 @@ impl Report<'_> {
             "Target (under 4096 bytes, attributes included): {}.\n",
             verdict(self.worst.header < 4096)
         );
+    }
 
+    /// Case 6: memory.
+    fn memory(&self, w: &mut String) {
+        let s = self.settings;
         let _ = writeln!(w, "### 6. Memory\n");
         let _ = writeln!(
             w,
@@ -456,18 +582,13 @@ impl Report<'_> {
         let _ = writeln!(
             w,
             "\n`wechat` − `session-only`: {:+.1} MiB.\n",
-            (hwm("wechat") as f64 - hwm("session-only") as f64) / 1024.0
+            (self.hwm("wechat") as f64 - self.hwm("session-only") as f64) / 1024.0
         );
+    }
 
-        self.sample.markdown(w, s, self.icount_requests);
-
+    /// The criterion micro-benchmark.
+    fn micro_benchmark(&self, w: &mut String) {
         let _ = writeln!(w, "### Micro-benchmark: the per-request path in CPU time\n");
-        let micro = |name: &str| {
-            self.micro
-                .iter()
-                .find(|(n, _)| *n == name)
-                .and_then(|(_, e)| *e)
-        };
         if self.micro.iter().any(|(_, e)| e.is_some()) {
             let _ = writeln!(
                 w,
@@ -476,7 +597,7 @@ impl Report<'_> {
                  ```sh\ntaskset -c 0 cargo bench -p xtests --bench request_path\n```\n\n\
                  | case | µs per request | / `session_only` |\n|---|---|---|"
             );
-            let base = micro("session_only").map(|m| m.0);
+            let base = self.micro_case("session_only").map(|m| m.0);
             for (name, estimate) in self.micro {
                 if let Some((m, lo, hi)) = estimate {
                     let _ = writeln!(
@@ -489,7 +610,10 @@ impl Report<'_> {
                     );
                 }
             }
-            if let (Some(g), Some(b)) = (micro("wechat_signed_in"), micro("session_only")) {
+            if let (Some(g), Some(b)) = (
+                self.micro_case("wechat_signed_in"),
+                self.micro_case("session_only"),
+            ) {
                 let _ = writeln!(
                     w,
                     "\nWhat `WeChatAuth` adds to a signed-in request: **{:.2} µs** of CPU{}.\n",
@@ -510,7 +634,28 @@ impl Report<'_> {
                  run executes each case once as a test).\n"
             );
         }
+    }
 
+    /// The closing table of every ratio against its target.
+    fn closing(&self, w: &mut String, f: &Figures<'_>) {
+        let Figures {
+            base,
+            check0,
+            tput,
+            p99,
+            check_tput,
+            conns,
+            refresh_expired,
+            refresh_revoked,
+            rates,
+            rtt_signin,
+            rtt_emu,
+            cpu_bound,
+            all_one,
+            candidate,
+            ..
+        } = f;
+        let s = self.settings;
         let _ = writeln!(w, "### Closing note: the ratios\n");
         let _ = writeln!(
             w,
@@ -525,30 +670,24 @@ impl Report<'_> {
              | 5 | largest session cookie | {} bytes ({:.0} % of 4096) | < 4096 | {} |\n\
              | 6 | peak RSS, `wechat` server | {:.1} MiB (baseline {:.1} MiB) | – | |",
             tput.median, tput.min, tput.max,
-            if cpu_bound { verdict(tput.median >= 0.90) } else { "not measured (core not saturated)" },
+            if *cpu_bound { verdict(tput.median >= 0.90) } else { "not measured (core not saturated)" },
             p99.median, p99.min, p99.max, verdict(p99.median <= 1.2),
             check_tput.median, check_tput.min, check_tput.max, verdict(check_tput.median >= 0.5),
             s.connections,
-            Spread::of(&conns).median, Spread::of(&conns).min, Spread::of(&conns).max,
+            Spread::of(conns).median, Spread::of(conns).min, Spread::of(conns).max,
             check0.runs.first().map_or(0, |r| r.requests),
             verdict(conns.iter().all(|&c| c <= (s.connections as f64))),
             s.storm,
-            median(&refresh_expired), median(&refresh_revoked),
-            refresh_expired.iter().chain(&refresh_revoked).copied().fold(0.0, f64::max),
-            verdict(all_one),
-            s.browsers, Spread::of(&rates).median,
+            median(refresh_expired), median(refresh_revoked),
+            refresh_expired.iter().chain(refresh_revoked.iter()).copied().fold(0.0, f64::max),
+            verdict(*all_one),
+            s.browsers, Spread::of(rates).median,
             rtt_signin - rtt_emu,
             self.worst.header, self.worst.header as f64 * 100.0 / 4096.0,
             verdict(self.worst.header < 4096),
-            hwm("wechat") as f64 / 1024.0, hwm("session-only") as f64 / 1024.0,
+            self.hwm("wechat") as f64 / 1024.0, self.hwm("session-only") as f64 / 1024.0,
         );
-        let ir = |mode: &str| {
-            self.instructions
-                .iter()
-                .find(|(m, _)| *m == mode)
-                .map(|(_, ir)| *ir)
-        };
-        if let Some(r) = h2h("wechat") {
+        if let Some(r) = self.h2h("wechat") {
             let _ = writeln!(
                 w,
                 "| 1 | throughput head to head (sharing one core) `wechat` / `session-only` | {:.3} ({:.3}–{:.3}) | ≥ 0.90 | {} |",
@@ -558,7 +697,7 @@ impl Report<'_> {
                 verdict(r.median >= 0.90)
             );
         }
-        if let Some(r) = h2h("wechat-candidate") {
+        if let Some(r) = self.h2h("wechat-candidate") {
             let _ = writeln!(
                 w,
                 "| 1 | candidate build, head to head / `session-only` | {:.3} ({:.3}–{:.3}) | ≥ 0.90 | {} |",
@@ -568,7 +707,7 @@ impl Report<'_> {
                 verdict(r.median >= 0.90)
             );
         }
-        if let (Some(g), Some(b)) = (ir("wechat"), ir("session-only")) {
+        if let (Some(g), Some(b)) = (self.ir("wechat"), self.ir("session-only")) {
             let _ = writeln!(
                 w,
                 "| 1 | user-space instructions per request `wechat` / `session-only` (callgrind) | {:.3} (+{:.0}) | ≤ +2,000 | {} |",
@@ -577,7 +716,10 @@ impl Report<'_> {
                 verdict(g - b <= 2000.0)
             );
         }
-        if let (Some(g), Some(b)) = (micro("wechat_signed_in"), micro("session_only")) {
+        if let (Some(g), Some(b)) = (
+            self.micro_case("wechat_signed_in"),
+            self.micro_case("session_only"),
+        ) {
             let _ = writeln!(
                 w,
                 "| 1 | CPU per request in-process `wechat_signed_in` / `session_only` (criterion) | {:.3} (+{:.2} µs) | – | |",
@@ -600,7 +742,7 @@ impl Report<'_> {
                     "not measured (core not saturated)"
                 }
             );
-            if let (Some(c), Some(b)) = (ir("wechat-candidate"), ir("session-only")) {
+            if let (Some(c), Some(b)) = (self.ir("wechat-candidate"), self.ir("session-only")) {
                 let _ = writeln!(
                     w,
                     "| 1 | candidate build: instructions per request / `session-only` | {:.3} (+{:.0}) | – | |",
@@ -616,6 +758,51 @@ impl Report<'_> {
                 .unwrap_or_default()
                 .trim()
         );
-        o
+    }
+
+    fn by_mode(&self, mode: &str) -> &Steady {
+        self.steady
+            .iter()
+            .find(|x| x.mode == mode)
+            .expect("every steady mode runs")
+    }
+
+    fn idx(&self, mode: &str) -> Option<usize> {
+        self.steady.iter().position(|x| x.mode == mode)
+    }
+
+    /// Round by round head to head, `mode`'s throughput over the baseline's.
+    fn h2h(&self, mode: &str) -> Option<Spread> {
+        let (i, b) = (self.idx(mode)?, self.idx("session-only")?);
+        let v: Vec<f64> = self.head_to_head[i]
+            .iter()
+            .zip(&self.head_to_head[b])
+            .map(|(x, y)| x / y)
+            .collect();
+        (!v.is_empty()).then(|| Spread::of(&v))
+    }
+
+    /// Instructions per request of `mode` (callgrind), when it ran.
+    fn ir(&self, mode: &str) -> Option<f64> {
+        self.instructions
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .map(|(_, ir)| *ir)
+    }
+
+    /// A criterion case's estimate, when it ran.
+    fn micro_case(&self, name: &str) -> Estimate {
+        self.micro
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, e)| *e)
+    }
+
+    /// Peak RSS of `mode`'s server, in KiB.
+    fn hwm(&self, mode: &str) -> u64 {
+        self.memory
+            .iter()
+            .find(|(m, _)| m == mode)
+            .map_or(0, |(_, (hwm, _))| *hwm)
     }
 }

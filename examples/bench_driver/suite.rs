@@ -65,66 +65,190 @@ pub(crate) fn random_key() -> String {
     })
 }
 
+/// What every case needs: the settings, where the binaries and logs are, and the emulator every
+/// server but the storm's uses, with the environment that points a server at it.
+pub(crate) struct Bench {
+    pub(crate) settings: Settings,
+    pub(crate) bin: PathBuf,
+    /// A second build of the middleware (e.g. with a fix) measured in the same rounds.
+    pub(crate) candidate: Option<PathBuf>,
+    pub(crate) logs: PathBuf,
+    /// The session key every server shares, so that one cookie is accepted by all.
+    key: String,
+    pub(crate) emulator: Proc,
+    /// The environment of a 1-worker server using [`emulator`](Self::emulator).
+    pub(crate) upstream: Vec<(&'static str, String)>,
+}
+
+impl Bench {
+    fn start(args: &Args) -> Res<Bench> {
+        let smoke = args.flag("smoke");
+        let can_pin = !args.flag("no-pin") && which("taskset").is_some() && online_cpus() >= 2;
+        let exe = env::current_exe().map_err(|e| e.to_string())?;
+        let profile = if exe.components().any(|c| c.as_os_str() == "release") {
+            "release"
+        } else {
+            "debug"
+        };
+        let settings = Settings {
+            smoke,
+            rounds: args.number("rounds", if smoke { 1 } else { 5 })?,
+            secs: args.number("secs", if smoke { 1 } else { 10 })?,
+            connections: args.number("connections", 50)?,
+            browsers: args.number("browsers", if smoke { 5 } else { 50 })?,
+            storm: args.number("storm", if smoke { 20 } else { 200 })?,
+            rtt_count: args.number("rtt-count", if smoke { 5 } else { 200 })?,
+            wrk: args.string("wrk").unwrap_or_else(|| "wrk".to_owned()),
+            server_cpu: can_pin.then_some(0),
+            client_cpu: can_pin.then_some(1),
+            profile,
+        };
+        let bin = args
+            .string("server-bin")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| exe.with_file_name("bench_server"));
+        let logs = exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .join("bench-logs");
+        fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+        let key = random_key();
+        let env = |workers| server_env(&key, workers);
+        // The emulator (the "outside world") shares CPU 1 with the load generator.
+        let emulator = Proc::spawn(
+            &bin,
+            "emulator",
+            "emulator",
+            settings.client_cpu,
+            &env(1),
+            &logs,
+        )?;
+        let mut upstream = env(1);
+        upstream.push(("WECHAT_OPEN_BASE", emulator.url.clone()));
+        upstream.push(("WECHAT_API_BASE", emulator.url.clone()));
+        Ok(Bench {
+            settings,
+            bin,
+            candidate: args.string("compare-bin").map(PathBuf::from),
+            logs,
+            key,
+            emulator,
+            upstream,
+        })
+    }
+
+    pub(crate) fn emu(&self) -> &str {
+        &self.emulator.url
+    }
+
+    /// The environment of a server with `workers` workers and no emulator chosen.
+    fn env(&self, workers: usize) -> Vec<(&'static str, String)> {
+        server_env(&self.key, workers)
+    }
+}
+
+/// What every server is started with: its workers, the shared session key, quiet logs.
+fn server_env(key: &str, workers: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("WORKERS", workers.to_string()),
+        ("SESSION_KEY", key.to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+}
+
+/// Case 1 head to head: per server (index of the steady servers), its throughput and CPU µs per
+/// request in each round, and the wrk command.
+pub(crate) struct HeadToHead {
+    pub(crate) rps: Vec<Vec<f64>>,
+    pub(crate) cpu_us: Vec<Vec<f64>>,
+    pub(crate) command: String,
+}
+
 pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
-    let smoke = args.flag("smoke");
-    let can_pin = !args.flag("no-pin") && which("taskset").is_some() && online_cpus() >= 2;
-    let exe = env::current_exe().map_err(|e| e.to_string())?;
-    let profile = if exe.components().any(|c| c.as_os_str() == "release") {
-        "release"
-    } else {
-        "debug"
-    };
-    let settings = Settings {
-        smoke,
-        rounds: args.number("rounds", if smoke { 1 } else { 5 })?,
-        secs: args.number("secs", if smoke { 1 } else { 10 })?,
-        connections: args.number("connections", 50)?,
-        browsers: args.number("browsers", if smoke { 5 } else { 50 })?,
-        storm: args.number("storm", if smoke { 20 } else { 200 })?,
-        rtt_count: args.number("rtt-count", if smoke { 5 } else { 200 })?,
-        wrk: args.string("wrk").unwrap_or_else(|| "wrk".to_owned()),
-        server_cpu: can_pin.then_some(0),
-        client_cpu: can_pin.then_some(1),
-        profile,
-    };
-    let bin = args
-        .string("server-bin")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| exe.with_file_name("bench_server"));
-    let logs = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .join("bench-logs");
-    fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
-    let out_path = args
-        .string("out")
-        .or_else(|| (!smoke).then(|| "BENCHMARKS.md".to_owned()));
     let started = Instant::now();
     let loadavg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let b = Bench::start(args)?;
+    let mut steady = start_steady(&b)?;
+    let (cookie, openid) = system.block_on(first_sign_in(b.emu(), &steady))?;
+    steady_rounds(system, &b, &mut steady, &cookie)?;
+    let h2h = head_to_head(&b, &steady, &cookie)?;
+    // Case 6: peak RSS after the steady-state rounds.
+    let memory: Vec<(String, (u64, u64))> = steady
+        .iter()
+        .map(|s| (s.mode.to_owned(), s.proc.memory_kib()))
+        .collect();
+    let instructions = instruction_counts(&b, &cookie)?;
+    // Case 7: the sample site's stack with and without WeChatAuth, 1 and many users.
+    let sample = sample_stack::measure(
+        system,
+        &b.settings,
+        (&b.bin, &b.upstream, &b.logs),
+        b.emu(),
+        (&steady[1].proc, &steady[3].proc),
+    )?;
+    let (signin, rtt) = sign_ins(system, &b, &steady[1].proc.url)?;
+    // Case 5: cookie sizes.
+    let worst = system.block_on(worst_case_cookie(&steady[1].proc.url, b.emu()))?;
+    eprintln!(
+        "cookie: typical {} bytes, worst {}",
+        cookie.len(),
+        worst.to_json()
+    );
+    let (storms_expired, storms_revoked) = storms(system, &b, &steady[3].proc.url)?;
 
-    let key = random_key();
-    let common = |workers: usize| {
-        vec![
-            ("WORKERS", workers.to_string()),
-            ("SESSION_KEY", key.clone()),
-            ("RUST_LOG", "warn".to_owned()),
-        ]
-    };
-    let (sc, cc) = (settings.server_cpu, settings.client_cpu);
+    let micro = args
+        .string("criterion")
+        .map(|dir| read_criterion(Path::new(&dir)))
+        .unwrap_or_default();
+    let report = Report {
+        settings: &b.settings,
+        micro: &micro,
+        head_to_head: &h2h.rps,
+        h2h_cpu_us: &h2h.cpu_us,
+        h2h_command: &h2h.command,
+        instructions: &instructions,
+        icount_requests: if b.settings.smoke { 20 } else { 2000 },
+        steady: &steady,
+        memory: &memory,
+        signin: &signin,
+        rtt: &rtt,
+        typical_cookie: cookie.len(),
+        worst: &worst,
+        storms_expired: &storms_expired,
+        storms_revoked: &storms_revoked,
+        sample: &sample,
+        openid_len: openid.len(),
+        loadavg: loadavg.trim().to_owned(),
+        elapsed: started.elapsed(),
+    }
+    .markdown();
+    println!("{report}");
+    let out_path = args
+        .string("out")
+        .or_else(|| (!b.settings.smoke).then(|| "BENCHMARKS.md".to_owned()));
+    if let Some(path) = out_path {
+        write_results(Path::new(&path), &report)?;
+        eprintln!("bench: results written to {path}");
+    }
+    Ok(())
+}
 
-    // The emulator (the "outside world") shares CPU 1 with the load generator.
-    let emulator = Proc::spawn(&bin, "emulator", "emulator", cc, &common(1), &logs)?;
-    let emu = emulator.url.clone();
-    let mut upstream = common(1);
-    upstream.push(("WECHAT_OPEN_BASE", emu.clone()));
-    upstream.push(("WECHAT_API_BASE", emu.clone()));
-
-    let spawn = |label, mode| -> Res<Steady> {
+/// The steady-state servers: the baseline, `wechat`, `session-read`, `wechat-check0` (in that
+/// order) and the candidate build, if any.
+fn start_steady(b: &Bench) -> Res<Vec<Steady>> {
+    let spawn = |label, mode, bin: &Path, as_mode| -> Res<Steady> {
         Ok(Steady {
             label,
             mode,
-            proc: Proc::spawn(&bin, mode, mode, sc, &upstream, &logs)?,
+            proc: Proc::spawn(
+                bin,
+                mode,
+                as_mode,
+                b.settings.server_cpu,
+                &b.upstream,
+                &b.logs,
+            )?,
             runs: Vec::new(),
             upstream: Vec::new(),
             cpu_secs: Vec::new(),
@@ -132,83 +256,94 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
         })
     };
     let mut steady = vec![
-        spawn("SessionMiddleware alone (baseline)", "session-only")?,
-        spawn("WeChatAuth + SessionMiddleware", "wechat")?,
+        spawn(
+            "SessionMiddleware alone (baseline)",
+            "session-only",
+            &b.bin,
+            "session-only",
+        )?,
+        spawn("WeChatAuth + SessionMiddleware", "wechat", &b.bin, "wechat")?,
         spawn(
             "SessionMiddleware, handler parses the sign-in",
             "session-read",
+            &b.bin,
+            "session-read",
         )?,
-        spawn("WeChatAuth, check every request", "wechat-check0")?,
+        spawn(
+            "WeChatAuth, check every request",
+            "wechat-check0",
+            &b.bin,
+            "wechat-check0",
+        )?,
     ];
-    // A second build of the middleware (e.g. with a fix) measured in the same rounds.
-    let candidate = args.string("compare-bin").map(PathBuf::from);
-    if let Some(other) = &candidate {
-        steady.push(Steady {
-            label: "WeChatAuth + SessionMiddleware, candidate build (`--compare-bin`)",
-            mode: "wechat-candidate",
-            proc: Proc::spawn(other, "wechat-candidate", "wechat", sc, &upstream, &logs)?,
-            runs: Vec::new(),
-            upstream: Vec::new(),
-            cpu_secs: Vec::new(),
-            command: String::new(),
-        });
+    if let Some(other) = &b.candidate {
+        steady.push(spawn(
+            "WeChatAuth + SessionMiddleware, candidate build (`--compare-bin`)",
+            "wechat-candidate",
+            other,
+            "wechat",
+        )?);
     }
     eprintln!(
-        "bench: {} build, emulator {emu}, servers {}",
-        settings.profile,
+        "bench: {} build, emulator {}, servers {}",
+        b.settings.profile,
+        b.emu(),
         steady
             .iter()
             .map(|s| format!("{}={}", s.mode, s.proc.url))
             .collect::<Vec<_>>()
             .join(" ")
     );
+    Ok(steady)
+}
 
-    // One signed-in cookie, accepted by every server (they share the key).
-    let (cookie, openid) = system.block_on(async {
-        let http = client()?;
-        let openid = add_user(&http, &emu, typical_user(0)).await?;
-        let signed = sign_in(&http, &steady[1].proc.url, &openid, "/").await?;
-        for s in &steady {
-            let res = http
-                .get(format!("{}/", s.proc.url))
-                .header(header::COOKIE, &signed.cookie)
-                .send()
-                .await
-                .map_err(err("check"))?;
-            let status = res.status();
-            let body = res.text().await.unwrap_or_default();
-            if status != StatusCode::OK || body.len() != "hello ".len() + 28 {
-                return Err(format!("{} answered {status} {body:?}", s.mode));
-            }
+/// One signed-in cookie, accepted by every server (they share the key), and its openid.
+async fn first_sign_in(emu: &str, steady: &[Steady]) -> Res<(String, String)> {
+    let http = client()?;
+    let openid = add_user(&http, emu, typical_user(0)).await?;
+    let signed = sign_in(&http, &steady[1].proc.url, &openid, "/").await?;
+    for s in steady {
+        let res = http
+            .get(format!("{}/", s.proc.url))
+            .header(header::COOKIE, &signed.cookie)
+            .send()
+            .await
+            .map_err(err("check"))?;
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        if status != StatusCode::OK || body.len() != "hello ".len() + 28 {
+            return Err(format!("{} answered {status} {body:?}", s.mode));
         }
-        Ok::<_, String>((signed.cookie, openid))
-    })?;
+    }
+    Ok((signed.cookie, openid))
+}
 
-    // Cases 1 and 2: rounds, the order rotated each round.
-    for round in 0..settings.rounds {
+/// Cases 1 and 2: rounds of wrk against each steady server, the order rotated each round.
+fn steady_rounds(system: &SystemRunner, b: &Bench, steady: &mut [Steady], cookie: &str) -> Res<()> {
+    for round in 0..b.settings.rounds {
         let servers = steady.len();
         for i in 0..servers {
             let s = &mut steady[(i + round) % servers];
             let cmd = wrk_command(
-                &settings.wrk,
-                cc,
-                settings.connections,
-                settings.secs,
-                Load::Cookie(&cookie),
+                &b.settings.wrk,
+                b.settings.client_cpu,
+                b.settings.connections,
+                b.settings.secs,
+                Load::Cookie(cookie),
                 &format!("{}/", s.proc.url),
             );
-            let before = system.block_on(emulator_stats(&emu))?;
+            let before = system.block_on(emulator_stats(b.emu()))?;
             let cpu_before = s.proc.cpu_secs();
             let result = run_wrk(&cmd)?;
             let cpu = s.proc.cpu_secs() - cpu_before;
             // Requests wrk left in flight finish their upstream calls after it exits.
             std::thread::sleep(Duration::from_millis(1000));
-            let after = system.block_on(emulator_stats(&emu))?;
+            let after = system.block_on(emulator_stats(b.emu()))?;
             let (connections, auth) = stats_delta(&before, &after, "auth");
             eprintln!(
                 "round {}/{} {:<14} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {} requests{}",
                 round + 1,
-                settings.rounds,
+                b.settings.rounds,
                 s.mode,
                 result.rps,
                 result.p50_ms,
@@ -232,32 +367,38 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
             s.upstream.push((connections, auth));
             s.cpu_secs.push(cpu);
             s.runs.push(result);
-            s.command = shell_words(&cmd).replace(&cookie, "id=…");
+            s.command = shell_words(&cmd).replace(cookie, "id=…");
         }
     }
-    // Case 1, head to head: the servers share CPU 0 at the same time, each loaded by its own wrk,
-    // so that whatever else the machine does slows them alike; the ratio of their throughputs is
-    // the inverse ratio of their CPU cost per request.
+    Ok(())
+}
+
+/// Case 1, head to head: the servers share CPU 0 at the same time, each loaded by its own wrk,
+/// so that whatever else the machine does slows them alike; the ratio of their throughputs is
+/// the inverse ratio of their CPU cost per request.
+fn head_to_head(b: &Bench, steady: &[Steady], cookie: &str) -> Res<HeadToHead> {
     let contenders: Vec<usize> = (0..steady.len())
         .filter(|&i| steady[i].mode != "wechat-check0")
         .collect();
-    let mut head_to_head: Vec<Vec<f64>> = vec![Vec::new(); steady.len()];
-    let mut h2h_cpu_us: Vec<Vec<f64>> = vec![Vec::new(); steady.len()];
-    let mut h2h_command = String::new();
-    for round in 0..settings.rounds {
+    let mut h2h = HeadToHead {
+        rps: vec![Vec::new(); steady.len()],
+        cpu_us: vec![Vec::new(); steady.len()],
+        command: String::new(),
+    };
+    for round in 0..b.settings.rounds {
         let mut children = Vec::new();
         let cpu_before: Vec<f64> = steady.iter().map(|x| x.proc.cpu_secs()).collect();
         for &i in &contenders {
             let cmd = wrk_command(
-                &settings.wrk,
-                cc,
-                settings.connections,
-                settings.secs,
-                Load::Cookie(&cookie),
+                &b.settings.wrk,
+                b.settings.client_cpu,
+                b.settings.connections,
+                b.settings.secs,
+                Load::Cookie(cookie),
                 &format!("{}/", steady[i].proc.url),
             );
-            if h2h_command.is_empty() {
-                h2h_command = shell_words(&cmd).replace(&cookie, "id=…");
+            if h2h.command.is_empty() {
+                h2h.command = shell_words(&cmd).replace(cookie, "id=…");
             }
             let child = Command::new(&cmd[0])
                 .args(&cmd[1..])
@@ -267,7 +408,7 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
                 .map_err(|e| format!("cannot run {}: {e}", cmd[0]))?;
             children.push((i, child));
         }
-        let mut line = format!("round {}/{} head to head:", round + 1, settings.rounds);
+        let mut line = format!("round {}/{} head to head:", round + 1, b.settings.rounds);
         for (i, child) in children {
             let out = child.wait_with_output().map_err(|e| e.to_string())?;
             let text = String::from_utf8_lossy(&out.stdout);
@@ -280,39 +421,40 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
                 ));
             }
             let _ = write!(line, " {} {:.0}", steady[i].mode, result.rps);
-            head_to_head[i].push(result.rps);
+            h2h.rps[i].push(result.rps);
             let cpu = steady[i].proc.cpu_secs() - cpu_before[i];
-            h2h_cpu_us[i].push(cpu * 1e6 / result.requests.max(1) as f64);
+            h2h.cpu_us[i].push(cpu * 1e6 / result.requests.max(1) as f64);
         }
         eprintln!("{line} req/s");
     }
+    Ok(h2h)
+}
 
-    // Case 6: peak RSS after the steady-state rounds.
-    let memory: Vec<(String, (u64, u64))> = steady
-        .iter()
-        .map(|s| (s.mode.to_owned(), s.proc.memory_kib()))
-        .collect();
-
-    // Case 1, in instructions: callgrind on a server of each steady mode.
+/// Case 1, in instructions: callgrind on a server of each steady mode.
+fn instruction_counts(b: &Bench, cookie: &String) -> Res<Vec<(&'static str, f64)>> {
     let mut instructions = Vec::new();
     if which("valgrind").is_some() && which("callgrind_control").is_some() {
-        let counts = if smoke { (5, 20) } else { (200, 2000) };
+        let counts = if b.settings.smoke {
+            (5, 20)
+        } else {
+            (200, 2000)
+        };
         let mut runs = vec![
-            (&bin, "session-only", "session-only"),
-            (&bin, "wechat", "wechat"),
-            (&bin, "session-read", "session-read"),
+            (&b.bin, "session-only", "session-only"),
+            (&b.bin, "wechat", "wechat"),
+            (&b.bin, "session-read", "session-read"),
         ];
-        if let Some(other) = &candidate {
+        if let Some(other) = &b.candidate {
             runs.push((other, "wechat-candidate", "wechat"));
         }
         for (server_bin, name, mode) in runs {
             let ir = icount(
                 server_bin,
                 (name, mode),
-                sc,
-                &upstream,
-                &logs,
-                std::slice::from_ref(&cookie),
+                b.settings.server_cpu,
+                &b.upstream,
+                &b.logs,
+                std::slice::from_ref(cookie),
                 counts,
             )?;
             eprintln!("callgrind {name:<16} {ir:>9.0} instructions per request");
@@ -321,31 +463,28 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
     } else {
         eprintln!("bench: valgrind not found, no instruction counts");
     }
-    let icount_requests = if smoke { 20 } else { 2000 };
+    Ok(instructions)
+}
 
-    // Case 7: the sample site's stack with and without WeChatAuth, 1 and many users.
-    let sample = sample_stack::measure(
-        system,
-        &settings,
-        (&bin, &upstream, &logs),
-        &emu,
-        (&steady[1].proc, &steady[3].proc),
-    )?;
-
-    // Case 4: sign-ins against the `wechat` server.
-    let wechat_url = steady[1].proc.url.clone();
-    let users = system.block_on(async { add_users(&client()?, &emu, settings.browsers).await })?;
+/// Case 4: sign-ins against the `wechat` server at `wechat_url`, and their round trips.
+fn sign_ins(
+    system: &SystemRunner,
+    b: &Bench,
+    wechat_url: &str,
+) -> Res<(Vec<SignInLoad>, RoundTrips)> {
+    let users =
+        system.block_on(async { add_users(&client()?, b.emu(), b.settings.browsers).await })?;
     let mut signin_rounds = Vec::new();
-    for round in 0..settings.rounds {
+    for round in 0..b.settings.rounds {
         let load = system.block_on(sign_in_load(
-            &wechat_url,
+            wechat_url,
             &users,
-            Duration::from_secs(settings.secs),
+            Duration::from_secs(b.settings.secs),
         ))?;
         eprintln!(
             "round {}/{} sign-in        {:>9.1} sign-ins/s, {} errors",
             round + 1,
-            settings.rounds,
+            b.settings.rounds,
             load.rate(),
             load.errors
         );
@@ -357,34 +496,38 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
         }
         signin_rounds.push(load);
     }
-    let rtt = system.block_on(round_trips(&wechat_url, &emu, settings.rtt_count))?;
+    let rtt = system.block_on(round_trips(wechat_url, b.emu(), b.settings.rtt_count))?;
     eprintln!("sign-in round trips: {}", rtt.to_json());
+    Ok((signin_rounds, rtt))
+}
 
-    // Case 5: cookie sizes.
-    let typical_cookie = cookie.len();
-    let worst = system.block_on(worst_case_cookie(&wechat_url, &emu))?;
-    eprintln!(
-        "cookie: typical {typical_cookie} bytes, worst {}",
-        worst.to_json()
-    );
-
+/// Case 3: refresh storms, (a) the token's lifetime ran out, (b) WeChat revoked it (found by the
+/// check-every-request server at `check0_url`).
+fn storms(system: &SystemRunner, b: &Bench, check0_url: &str) -> Res<(Vec<Storm>, Vec<Storm>)> {
     // Case 3a: the access token's lifetime runs out; a server with 2 workers and its own emulator.
     let ttl = 2u64;
-    let mut storm_env = common(1);
+    let mut storm_env = b.env(1);
     storm_env.push(("EMULATOR_ACCESS_TOKEN_TTL", ttl.to_string()));
-    let storm_emulator = Proc::spawn(&bin, "storm-emulator", "emulator", cc, &storm_env, &logs)?;
-    let mut storm_app_env = common(2);
+    let storm_emulator = Proc::spawn(
+        &b.bin,
+        "storm-emulator",
+        "emulator",
+        b.settings.client_cpu,
+        &storm_env,
+        &b.logs,
+    )?;
+    let mut storm_app_env = b.env(2);
     storm_app_env.push(("WECHAT_OPEN_BASE", storm_emulator.url.clone()));
     storm_app_env.push(("WECHAT_API_BASE", storm_emulator.url.clone()));
     storm_app_env.push(("WECHAT_REFRESH_MARGIN", "0".to_owned()));
-    let storm_app = Proc::spawn(&bin, "storm-app", "wechat", None, &storm_app_env, &logs)?;
-    let storm_rounds = settings.rounds.clamp(1, 5);
+    let storm_app = Proc::spawn(&b.bin, "storm-app", "wechat", None, &storm_app_env, &b.logs)?;
+    let storm_rounds = b.settings.rounds.clamp(1, 5);
     let mut storms_expired = Vec::new();
     for round in 0..storm_rounds {
         let s = system.block_on(storm(
             &storm_app.url,
             &storm_emulator.url,
-            settings.storm,
+            b.settings.storm,
             Duration::from_millis(ttl * 1000 + 1200),
             false,
         ))?;
@@ -400,13 +543,12 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
 
     // Case 3b: WeChat says the token is gone (42001 on /sns/auth), found by the check-every-request
     // server. Last, because it expires every token of the main emulator.
-    let check0_url = steady[3].proc.url.clone();
     let mut storms_revoked = Vec::new();
     for round in 0..storm_rounds {
         let s = system.block_on(storm(
-            &check0_url,
-            &emu,
-            settings.storm,
+            check0_url,
+            b.emu(),
+            b.settings.storm,
             Duration::ZERO,
             true,
         ))?;
@@ -417,41 +559,7 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
         );
         storms_revoked.push(s);
     }
-
-    let micro = args
-        .string("criterion")
-        .map(|dir| read_criterion(Path::new(&dir)))
-        .unwrap_or_default();
-    let report = Report {
-        settings: &settings,
-        micro: &micro,
-        head_to_head: &head_to_head,
-        h2h_cpu_us: &h2h_cpu_us,
-        h2h_command: &h2h_command,
-        instructions: &instructions,
-        icount_requests,
-        steady: &steady,
-        memory: &memory,
-        signin: &signin_rounds,
-        rtt: &rtt,
-        typical_cookie,
-        worst: &worst,
-        storms_expired: &storms_expired,
-        storms_revoked: &storms_revoked,
-        sample: &sample,
-        openid_len: openid.len(),
-        loadavg: loadavg.trim().to_owned(),
-        elapsed: started.elapsed(),
-    }
-    .markdown();
-    println!("{report}");
-    if let Some(path) = out_path {
-        write_results(Path::new(&path), &report)?;
-        eprintln!("bench: results written to {path}");
-    }
-    drop(steady);
-    drop(emulator);
-    Ok(())
+    Ok((storms_expired, storms_revoked))
 }
 
 pub(crate) const START: &str =
