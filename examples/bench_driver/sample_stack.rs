@@ -141,8 +141,14 @@ pub(crate) fn measure(
                 Load::Rotate(&script),
                 &format!("{}/", sample.url),
             );
-            command =
-                shell_words(&cmd).replace(&logs.display().to_string(), "target/release/bench-logs");
+            // The script named from the repository, as the reader would type it.
+            let cwd = env::current_dir().unwrap_or_default();
+            let shown = logs
+                .strip_prefix(&cwd)
+                .unwrap_or(logs)
+                .display()
+                .to_string();
+            command = shell_words(&cmd).replace(&logs.display().to_string(), &shown);
         }
         let label = format!("{users} users");
         let mut runs = rounds(system, settings, emu, &[&bare, &sample], &script, &label)?;
