@@ -67,10 +67,10 @@
 //!
 //! # Session size
 //! The session holds the openid, unionid, granted scope, both tokens, the expiry, the times of the
-//! sign-in and of the last check, a 32-digit version and, for `snsapi_userinfo`, the profile.
+//! sign-in and of the last check and, for `snsapi_userinfo`, the profile.
 //! Profiles are capped (nickname 128 bytes, avatar URL 512 bytes or dropped, 4 privileges of 32
-//! bytes) so that the cookie store's 4 KB limit holds: the worst case is 1,315 bytes of JSON, a
-//! 1,835-byte encrypted cookie
+//! bytes) so that the cookie store's 4 KB limit holds: the worst case is 1,281 bytes of JSON, a
+//! 1,803-byte encrypted cookie
 //! (`tests/it/wiring.rs::worst_case_session_cookie_fits_the_browser_limit`).
 //!
 //! Nothing is written to the session before a sign-in succeeds: a pending sign-in (its `state`,

@@ -540,14 +540,14 @@ impl Worker {
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
         let now = unix_now();
-        let (user, version) = match self.known.lookup(&session) {
+        let (user, known) = match self.known.lookup(&session) {
             Lookup::Absent => return Found::Now(Ok(None)),
             Lookup::Known(user) if decide(&user, now, &settings.upkeep) == Upkeep::Fresh => {
                 return Found::Now(Ok(Some(user)))
             }
-            Lookup::Known(user) => ((*user).clone(), None),
-            Lookup::Unknown(version) => match store.signed_in(&settings.apps) {
-                Some(user) => (user, version),
+            Lookup::Known(user) => ((*user).clone(), true),
+            Lookup::Unknown => match store.signed_in(&settings.apps) {
+                Some(user) => (user, false),
                 None => return Found::Now(Ok(None)),
             },
         };
@@ -562,8 +562,8 @@ impl Worker {
             }
             Upkeep::Fresh => {
                 let user = Rc::new(user);
-                if let Some(version) = version {
-                    self.known.remember(version, Rc::clone(&user));
+                if !known {
+                    self.known.remember(&session, Rc::clone(&user));
                 }
                 return Found::Now(Ok(Some(user)));
             }

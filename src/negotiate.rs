@@ -93,7 +93,7 @@ pub(crate) fn visitor_lang(headers: &header::HeaderMap) -> Lang {
 /// The best-ranked language of `Accept-Language` that a page exists in.
 fn accept_language(headers: &header::HeaderMap) -> Option<Lang> {
     let value = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
-    let mut ranked: Vec<(u16, Lang)> = value
+    value
         .split(',')
         .take(16)
         .filter_map(|item| {
@@ -104,10 +104,13 @@ fn accept_language(headers: &header::HeaderMap) -> Option<Lang> {
                 .map_or(Some(1000), quality)?;
             (q > 0).then_some((q, lang))
         })
-        .collect();
-    // Stable: equal weights keep the header's order.
-    ranked.sort_by_key(|(q, _)| std::cmp::Reverse(*q));
-    ranked.first().map(|(_, lang)| *lang)
+        // The highest weight; of equal weights, the first in the header (no allocation: this
+        // runs for every request the store guard sees).
+        .fold(None, |best: Option<(u16, Lang)>, (q, lang)| match best {
+            Some((top, _)) if top >= q => best,
+            _ => Some((q, lang)),
+        })
+        .map(|(_, lang)| lang)
 }
 
 /// A q-value in thousandths (`0.8` → 800); `None` when unreadable.
@@ -121,15 +124,20 @@ fn quality(q: &str) -> Option<u16> {
 /// The page language of a BCP 47 tag: English, Traditional Chinese (Taiwan, Hong Kong, Macau,
 /// `Hant`), other Chinese; `None` for the rest.
 fn lang_of_tag(tag: &str) -> Option<Lang> {
-    let tag = tag.to_ascii_lowercase().replace('_', "-");
-    let mut subtags = tag.split('-');
-    match subtags.next()? {
-        "en" => Some(Lang::En),
-        "zh" => {
-            let traditional = subtags.any(|s| matches!(s, "tw" | "hk" | "mo" | "hant"));
-            Some(if traditional { Lang::ZhTw } else { Lang::ZhCn })
-        }
-        _ => None,
+    // `_` as WeChat writes it (`zh_CN`), any case; compared in place, without a lowered copy.
+    let mut subtags = tag.split(['-', '_']);
+    let primary = subtags.next()?;
+    if primary.eq_ignore_ascii_case("en") {
+        Some(Lang::En)
+    } else if primary.eq_ignore_ascii_case("zh") {
+        let traditional = subtags.any(|s| {
+            ["tw", "hk", "mo", "hant"]
+                .iter()
+                .any(|t| s.eq_ignore_ascii_case(t))
+        });
+        Some(if traditional { Lang::ZhTw } else { Lang::ZhCn })
+    } else {
+        None
     }
 }
 
@@ -349,11 +357,15 @@ fn guess_format(req: &impl HttpMessage) -> Format {
 
 /// A script's request rather than a navigation: it cannot follow a redirect to WeChat.
 fn is_script(headers: &header::HeaderMap) -> bool {
+    // Named once: a `&str` name is parsed and validated at every lookup.
+    const X_REQUESTED_WITH: header::HeaderName =
+        header::HeaderName::from_static("x-requested-with");
+    const SEC_FETCH_MODE: header::HeaderName = header::HeaderName::from_static("sec-fetch-mode");
     headers
-        .get("x-requested-with")
+        .get(X_REQUESTED_WITH)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"))
         || headers
-            .get("sec-fetch-mode")
+            .get(SEC_FETCH_MODE)
             .is_some_and(|v| v.as_bytes() != b"navigate" && v.as_bytes() != b"nested-navigate")
 }
 

@@ -83,71 +83,28 @@ pub(crate) struct SignedIn {
     pub(crate) attached: Option<String>,
 }
 
-/// The version of one stored state of a sign-in: 32 random hex digits, new each time the sign-in
-/// is written, and written first (`{"v":"…",…}`) so that it can be read without parsing the rest.
-/// Two stored states with the same version are the same state (128 random bits: a collision is as
-/// likely as guessing a key), and the stored state is as trustworthy as the session itself (the
-/// cookie store authenticates it; other stores keep it server-side).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Version([u8; 32]);
-
-impl Version {
-    /// How a versioned stored sign-in starts.
-    const PREFIX: &'static str = "{\"v\":\"";
-
-    fn new() -> Self {
-        let mut digits = [0; 32];
-        digits.copy_from_slice(format!("{:032x}", rand::random::<u128>()).as_bytes());
-        Self(digits)
-    }
-
-    /// The version of a stored sign-in, read from its first bytes; `None` for sign-ins written by
-    /// earlier releases (they are parsed on every request until their next write).
-    fn of_stored(stored: &str) -> Option<Self> {
-        let digits = stored.strip_prefix(Self::PREFIX)?.as_bytes().get(..32)?;
-        digits
-            .iter()
-            .all(u8::is_ascii_hexdigit)
-            .then(|| Self(digits.try_into().expect("32 bytes")))
-    }
-
-    /// Its slot among `slots` (a power of two): the digits are random, so a few of them will do.
-    fn slot(&self, slots: usize) -> usize {
-        let head = u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"));
-        // Fibonacci hashing spreads the 32 random bits of 8 hex digits over the high bits.
-        (head.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - slots.trailing_zeros())) as usize
-    }
-}
-
-impl Serialize for Version {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(std::str::from_utf8(&self.0).expect("hex digits"))
-    }
-}
-
-/// What is written to the session: the sign-in, its version first.
-#[derive(Serialize)]
-struct Stored<'a> {
-    #[serde(rename = "v")]
-    version: Version,
-    #[serde(flatten)]
-    user: &'a SignedIn,
-}
-
-/// Sign-ins this worker has parsed, by version: a request carrying a version seen before costs
-/// reading 32 bytes, not parsing the sign-in (most of what the middleware added to a signed-in
-/// request, BENCHMARKS.md). One slot per version, replaced by the next version that falls in it:
-/// a miss costs what no table would (the parse) plus a comparison, nothing is hashed, nothing is
-/// copied, and the memory is bounded (about 2 KB a slot). Only fresh sign-ins are kept, and the
-/// token's status is still judged on every request.
+/// Sign-ins this worker has parsed, each with its stored form exactly as the session holds it
+/// (already authenticated by actix-session). A request carrying a stored form seen before costs a
+/// comparison, not a parse (the parse was most of what the middleware added to a signed-in
+/// request, BENCHMARKS.md). A fixed table: the slot comes from a few bytes of the openid, so a
+/// user's newer sign-in replaces the older, and a miss costs
+/// what no table would (the parse) plus copying the stored form into the slot's buffer. Nothing
+/// is added to the session. Only fresh sign-ins are kept, and the token's status is still judged
+/// on every request.
 pub(crate) struct KnownSignIns(RefCell<Box<[Slot]>>);
 
-/// A slot of [`KnownSignIns`]: a version and its parsed sign-in, or nothing yet.
-type Slot = Option<(Version, Rc<SignedIn>)>;
+/// A slot of [`KnownSignIns`]: a stored form and what it parsed to (`None`: empty).
+#[derive(Clone, Default)]
+struct Slot {
+    stored: String,
+    user: Option<Rc<SignedIn>>,
+}
 
 impl Default for KnownSignIns {
     fn default() -> Self {
-        Self(RefCell::new(vec![None; Self::SLOTS].into_boxed_slice()))
+        Self(RefCell::new(
+            vec![Slot::default(); Self::SLOTS].into_boxed_slice(),
+        ))
     }
 }
 
@@ -157,31 +114,61 @@ pub(crate) enum Lookup {
     Absent,
     /// Parsed before.
     Known(Rc<SignedIn>),
-    /// Not seen yet: its version, to remember it by once parsed (`None`: written by an earlier
-    /// release, not to be remembered).
-    Unknown(Option<Version>),
+    /// Not seen yet.
+    Unknown,
 }
 
 impl KnownSignIns {
     /// A power of two; at about 2 KB a sign-in, at most 2 MB per worker.
     const SLOTS: usize = 1024;
+    /// Where the 16 bytes the slot is read from start: the last 16 of the 28-character openid,
+    /// which follows the 18-character appid (`{"i":"wx…","o":"o…`). (Openids of one app share
+    /// their first characters; their ends are random.)
+    const OPENID_AT: usize = 43;
 
     pub(crate) fn lookup(&self, session: &Session) -> Lookup {
         let entries = session.entries();
         let Some(stored) = entries.get(SIGNED_IN_KEY) else {
             return Lookup::Absent;
         };
-        let Some(version) = Version::of_stored(stored) else {
-            return Lookup::Unknown(None);
-        };
-        match &self.0.borrow()[version.slot(Self::SLOTS)] {
-            Some((known, user)) if *known == version => Lookup::Known(Rc::clone(user)),
-            _ => Lookup::Unknown(Some(version)),
+        match &self.0.borrow()[Self::slot(stored)] {
+            Slot {
+                stored: known,
+                user: Some(user),
+            } if known == stored => Lookup::Known(Rc::clone(user)),
+            _ => Lookup::Unknown,
         }
     }
 
-    pub(crate) fn remember(&self, version: Version, user: Rc<SignedIn>) {
-        self.0.borrow_mut()[version.slot(Self::SLOTS)] = Some((version, user));
+    /// Remembers `user` as what the session's stored sign-in parses to.
+    pub(crate) fn remember(&self, session: &Session, user: Rc<SignedIn>) {
+        let entries = session.entries();
+        let Some(stored) = entries.get(SIGNED_IN_KEY) else {
+            return;
+        };
+        let mut slots = self.0.borrow_mut();
+        let slot = &mut slots[Self::slot(stored)];
+        // The slot's buffer is reused: no allocation once it has held a sign-in this long.
+        slot.stored.clear();
+        slot.stored.push_str(stored);
+        slot.user = Some(user);
+    }
+
+    /// The slot of a stored form, from 16 bytes of its openid (zeros past its end: a form that
+    /// short only shares a slot). The table only spreads sign-ins; equality is decided by the
+    /// whole stored form.
+    fn slot(stored: &str) -> usize {
+        let bytes = stored.as_bytes();
+        let word = |at: usize| {
+            let mut word = [0; 8];
+            let part = bytes.get(at..).unwrap_or_default();
+            let n = part.len().min(8);
+            word[..n].copy_from_slice(&part[..n]);
+            u64::from_le_bytes(word)
+        };
+        let (a, b) = (word(Self::OPENID_AT), word(Self::OPENID_AT + 8));
+        let hash = (a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (hash >> (64 - Self::SLOTS.trailing_zeros())) as usize
     }
 }
 
@@ -267,12 +254,8 @@ impl AuthSession<'_> {
         if self.0.contains_key(LEGACY_PENDING_KEY) {
             self.0.remove(LEGACY_PENDING_KEY);
         }
-        let stored = Stored {
-            version: Version::new(),
-            user,
-        };
         self.0
-            .insert(SIGNED_IN_KEY, stored)
+            .insert(SIGNED_IN_KEY, user)
             .map_err(|e| ErrorKind::Session(e.to_string()))
     }
 
@@ -360,45 +343,40 @@ mod tests {
     }
 
     #[test]
-    fn each_write_is_a_new_version_and_a_known_version_is_not_parsed_again() {
+    fn a_known_stored_form_is_not_parsed_again_and_any_change_is_a_miss() {
         use actix_session::SessionExt as _;
         let req = actix_web::test::TestRequest::default().to_srv_request();
         let session = req.get_session();
         let store = AuthSession(&session);
-        let user = SignedIn::new(&App::official_for_tests("wx1"), tokens(7200), None, 1_000);
+        let mut user = SignedIn::new(&App::official_for_tests("wx1"), tokens(7200), None, 1_000);
         let known = KnownSignIns::default();
         assert!(matches!(known.lookup(&session), Lookup::Absent));
 
         store.set_signed_in(&user).unwrap();
-        let Lookup::Unknown(Some(first)) = known.lookup(&session) else {
-            panic!("a fresh write is versioned and not known yet");
-        };
-        known.remember(first, Rc::new(user.clone()));
-        assert!(matches!(known.lookup(&session), Lookup::Known(u) if u.openid == "o1"));
+        assert!(matches!(known.lookup(&session), Lookup::Unknown));
+        known.remember(&session, Rc::new(user.clone()));
+        assert!(matches!(known.lookup(&session), Lookup::Known(u) if u.checked_at == 1_000));
 
-        // The same sign-in written again (a check, a refresh) is another version.
+        // The same user's next state (a check) lands in the same slot, and is not the old one.
+        user.checked_at = 2_000;
         store.set_signed_in(&user).unwrap();
-        let Lookup::Unknown(Some(second)) = known.lookup(&session) else {
-            panic!("a rewrite is a new version");
-        };
-        assert!(first != second);
-        // What is stored still reads as a sign-in, the version aside.
-        let apps = Apps::of(vec![App::official_for_tests("wx1")]);
-        assert_eq!(store.signed_in(&apps).unwrap().openid, "o1");
+        assert!(matches!(known.lookup(&session), Lookup::Unknown));
+        known.remember(&session, Rc::new(user.clone()));
+        assert!(matches!(known.lookup(&session), Lookup::Known(u) if u.checked_at == 2_000));
     }
 
     #[test]
-    fn only_a_well_formed_version_prefix_counts() {
-        let digits = "0123456789abcdef0123456789ABCDEF";
-        assert!(Version::of_stored(&format!("{{\"v\":\"{digits}\",\"i\":\"wx1\"}}")).is_some());
-        // 0.1.0's shape, a short or non-hex version: parsed every time, never remembered.
-        assert!(Version::of_stored("{\"i\":\"wx1\",\"o\":\"o1\"}").is_none());
-        assert!(Version::of_stored("{\"v\":\"0123\"}").is_none());
-        assert!(Version::of_stored(&format!("{{\"v\":\"+{}\"}}", &digits[1..])).is_none());
-        let slots: std::collections::HashSet<usize> =
-            (0..64).map(|_| Version::new().slot(1024)).collect();
-        assert!(slots.len() > 32, "random versions spread over the slots");
-        assert!(slots.iter().all(|&s| s < 1024));
+    fn slots_spread_users_and_stay_in_the_table() {
+        let slots: std::collections::HashSet<usize> = (0..200)
+            .map(|n| {
+                KnownSignIns::slot(&format!(
+                    r#"{{"i":"wx0123456789abcdef","o":"o{n:027}","s":"x"}}"#
+                ))
+            })
+            .collect();
+        assert!(slots.len() > 150, "200 openids in {} slots", slots.len());
+        assert!(slots.iter().all(|&s| s < KnownSignIns::SLOTS));
+        assert!(KnownSignIns::slot("") < KnownSignIns::SLOTS);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //!
 //! | subcommand | options |
 //! |---|---|
-//! | `cookie` | `--app URL --emulator URL`: signs a typical user in, prints `id=…` (for `wrk -H "Cookie: …"`) |
+//! | `cookie` | `--app URL --emulator URL [--count 1]`: signs typical users in, prints their `id=…` cookies one per line (for `wrk -H "Cookie: …"`, or a rotation) |
 //! | `signin` | `--app URL --emulator URL [--browsers 50] [--secs 10]`: complete sign-ins per second |
 //! | `rtt` | `--app URL --emulator URL [--count 200]`: a sign-in's latency against the emulator's own round trips |
 //! | `storm` | `--app URL --emulator URL [--concurrency 200] [--wait SECS] [--expire-upstream]`: one user's expired token, N requests at once; counts refreshes |
@@ -133,12 +133,9 @@ fn main() -> ExitCode {
             "run" => run(&system, &args),
             "cookie" => {
                 let (app, emu) = (args.required("app")?, args.required("emulator")?);
-                let cookie = system.block_on(async {
-                    let http = client()?;
-                    let openid = add_user(&http, &emu, typical_user(0)).await?;
-                    sign_in(&http, &app, &openid, "/").await.map(|s| s.cookie)
-                })?;
-                println!("{cookie}");
+                let count = args.number("count", 1usize)?;
+                let cookies = system.block_on(sample_stack::sign_in_users(&app, &emu, count))?;
+                println!("{}", cookies.join("\n"));
                 Ok(())
             }
             "signin" => {

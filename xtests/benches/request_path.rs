@@ -17,51 +17,24 @@
 
 use std::time::Duration;
 
-use actix_session::{storage::CookieSessionStore, Session, SessionMiddleware};
 use actix_web::{
     body::MessageBody,
-    cookie::{Cookie, Key, SameSite},
+    cookie::{Cookie, Key},
     dev::{Service, ServiceResponse},
     http::{header, StatusCode},
     rt::SystemRunner,
-    test, web, App, HttpResponse,
+    test, web, App,
 };
 use actix_wechat_auth::{
     emulator::{EmulatedUser, Emulator},
-    Scope, WeChatAuth, WeChatConfig, WeChatUser,
+    Scope, WeChatAuth, WeChatConfig,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 
-const NOBODY: &str = "o-baseline-has-no-openid-000";
+#[path = "../../examples/bench_server/apps.rs"]
+mod apps;
 
-fn session(key: &Key) -> SessionMiddleware<CookieSessionStore> {
-    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-        .cookie_secure(false)
-        .cookie_same_site(SameSite::Lax)
-        .build()
-}
-
-async fn hello_user(user: WeChatUser) -> HttpResponse {
-    HttpResponse::Ok().body(format!("hello {}", user.openid()))
-}
-
-async fn hello_nobody() -> HttpResponse {
-    HttpResponse::Ok().body(format!("hello {NOBODY}"))
-}
-
-async fn hello_from_session(session: Session) -> HttpResponse {
-    let openid = session
-        .get::<serde_json::Value>("wx")
-        .ok()
-        .flatten()
-        .and_then(|v| v.get("o").and_then(|o| o.as_str().map(str::to_owned)))
-        .unwrap_or_else(|| NOBODY.to_owned());
-    HttpResponse::Ok().body(format!("hello {openid}"))
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
+use apps::{healthz, hello_from_session, hello_nobody, hello_user, session};
 
 /// A request from WeChat's in-app browser, where an anonymous page is sent to WeChat (302).
 fn in_wechat(req: test::TestRequest) -> test::TestRequest {

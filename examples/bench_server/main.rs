@@ -39,9 +39,13 @@
 
 use std::{env, net::TcpListener, process::ExitCode, time::Duration};
 
-use actix_session::{storage::CookieSessionStore, Session, SessionMiddleware};
+mod apps;
+
+use apps::{healthz, hello_from_session, hello_nobody, hello_user, session};
+
+use actix_session::Session;
 use actix_web::{
-    cookie::{Key, SameSite},
+    cookie::Key,
     http::header,
     middleware::{from_fn, DefaultHeaders, Logger},
     web, App, HttpResponse, HttpServer,
@@ -52,8 +56,6 @@ use actix_wechat_auth::{
 
 const DEFAULT_APPID: &str = "wxbench0000000001";
 const DEFAULT_SECRET: &str = "bench-secret-not-a-real-one";
-/// As long as an openid, so that every mode answers the same number of bytes.
-const NOBODY: &str = "o-baseline-has-no-openid-000";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -109,31 +111,6 @@ fn session_key() -> Result<Key, String> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digits"))
         .collect();
     Ok(Key::from(&bytes))
-}
-
-fn session(key: &Key) -> SessionMiddleware<CookieSessionStore> {
-    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-        .cookie_secure(false)
-        .cookie_same_site(SameSite::Lax)
-        .build()
-}
-
-async fn hello_user(user: WeChatUser) -> HttpResponse {
-    HttpResponse::Ok().body(format!("hello {}", user.openid()))
-}
-
-async fn hello_nobody() -> HttpResponse {
-    HttpResponse::Ok().body(format!("hello {NOBODY}"))
-}
-
-async fn hello_from_session(session: Session) -> HttpResponse {
-    let openid = session
-        .get::<serde_json::Value>("wx")
-        .ok()
-        .flatten()
-        .and_then(|v| v.get("o").and_then(|o| o.as_str().map(str::to_owned)))
-        .unwrap_or_else(|| NOBODY.to_owned());
-    HttpResponse::Ok().body(format!("hello {openid}"))
 }
 
 /// The sample's `/api/me` answer.
@@ -211,10 +188,6 @@ fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
-}
-
-async fn healthz() -> &'static str {
-    "ok"
 }
 
 fn main() -> ExitCode {
