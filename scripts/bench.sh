@@ -9,7 +9,7 @@
 #                               # once as a test; prints the results, writes nothing (CI)
 #   scripts/bench.sh --no-micro # without the criterion micro-benchmark
 #
-# Other options go to the driver (examples/bench_driver.rs): --rounds N, --secs S, --connections C,
+# Other options go to the driver (examples/bench_driver/): --rounds N, --secs S, --connections C,
 # --browsers B, --storm N, --rtt-count N, --out FILE, --no-pin, and --compare-bin PATH (a second
 # bench_server build, e.g. with a fix, measured in the same rounds). Installs wrk from Debian's
 # packages when it is missing. App servers run on CPU 0, everything else on CPU 1 (taskset).

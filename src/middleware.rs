@@ -263,7 +263,9 @@ enum Found {
 /// A sign-in whose token needs upstream work on this request.
 struct Upkeeping {
     session: actix_session::Session,
-    user: SignedIn,
+    user: Rc<SignedIn>,
+    /// Whether the worker's table already holds it.
+    known: bool,
     due: Due,
     now: u64,
 }
@@ -545,9 +547,9 @@ impl Worker {
             Lookup::Known(user) if decide(&user, now, &settings.upkeep) == Upkeep::Fresh => {
                 return Found::Now(Ok(Some(user)))
             }
-            Lookup::Known(user) => ((*user).clone(), true),
+            Lookup::Known(user) => (user, true),
             Lookup::Unknown => match store.signed_in(&settings.apps) {
-                Some(user) => (user, false),
+                Some(user) => (Rc::new(user), false),
                 None => return Found::Now(Ok(None)),
             },
         };
@@ -561,7 +563,6 @@ impl Worker {
                 return Found::Now(Ok(None));
             }
             Upkeep::Fresh => {
-                let user = Rc::new(user);
                 if !known {
                     self.known.remember(&session, Rc::clone(&user));
                 }
@@ -576,6 +577,7 @@ impl Worker {
         Found::Later(Box::new(Upkeeping {
             session,
             user,
+            known,
             due,
             now,
         }))
@@ -588,7 +590,8 @@ impl Worker {
     ) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
         let Upkeeping {
             session,
-            mut user,
+            user,
+            known,
             due,
             now,
         } = *upkeeping;
@@ -606,16 +609,26 @@ impl Worker {
         };
         let still_usable = match due {
             Due::Check => match upstream.check(&calls, &user, now).await {
-                AfterCheck::Valid | AfterCheck::Unknown => {
-                    user.checked_at = now;
-                    None
+                AfterCheck::Valid | AfterCheck::Unknown
+                    if settings.upkeep.check_interval.is_zero() =>
+                {
+                    // Every request checks again whatever the time of this check: storing it
+                    // would change no decision, and would rewrite the session (a new cookie) on
+                    // every request. The stored form is unchanged, so its parse can be kept.
+                    if !known {
+                        self.known.remember(&session, Rc::clone(&user));
+                    }
+                    return Ok(Some(user));
                 }
+                AfterCheck::Valid | AfterCheck::Unknown => None,
                 AfterCheck::Invalid => Some(false),
             },
             Due::Refresh { still_usable } => Some(still_usable),
         };
-        if let Some(still_usable) = still_usable {
-            match upstream.refresh(&calls, &user, still_usable, now).await {
+        let mut user = Rc::unwrap_or_clone(user);
+        match still_usable {
+            None => user.checked_at = now,
+            Some(still_usable) => match upstream.refresh(&calls, &user, still_usable, now).await {
                 AfterRefresh::Refreshed(tokens) => user.apply_refresh(&tokens, now),
                 AfterRefresh::KeepCurrent => return Ok(Some(Rc::new(user))),
                 AfterRefresh::SignOut => {
@@ -624,7 +637,7 @@ impl Worker {
                     return Ok(None);
                 }
                 AfterRefresh::Fail(kind) => return Err(kind),
-            }
+            },
         }
         store.set_signed_in(&user)?;
         Ok(Some(Rc::new(user)))

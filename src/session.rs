@@ -119,7 +119,8 @@ pub(crate) enum Lookup {
 }
 
 impl KnownSignIns {
-    /// A power of two; at about 2 KB a sign-in, at most 2 MB per worker.
+    /// A power of two; at about 2.5 KB a slot (the stored form and its parse), at most 2.5 MB
+    /// per worker.
     const SLOTS: usize = 1024;
     /// Where the 16 bytes the slot is read from start: the last 16 of the 28-character openid,
     /// which follows the 18-character appid (`{"i":"wx…","o":"o…`). (Openids of one app share

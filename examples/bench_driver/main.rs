@@ -16,7 +16,15 @@
 //! 2. `wechat-check0` with `wrk`, the emulator's accepted connections and `/sns/auth` calls counted
 //!    from its `GET /_emulator/stats`;
 //! 3. refresh storms (`storm`), 4. sign-ins (`signin`, `rtt`), 5. cookie size (`size`),
-//! 6. peak RSS (`VmHWM` of each server after the steady-state rounds).
+//! 6. peak RSS (`VmHWM` of each server after the steady-state rounds),
+//! 7. the sample site's own stack with and without `WeChatAuth` (`sample`, `sample-bare`) with
+//!    1 and 5,000 signed-in users, each request carrying the next user's cookie (a wrk Lua
+//!    script), and a check on every request with 1,000 distinct users.
+//!
+//! Its modules: `flows` (the browser side: sign-ins through the emulator), `wrk`, `stats`,
+//! `load` (the Rust-side cases 3–5), `procs` (the servers, callgrind, criterion's estimates),
+//! `suite` (`run`, case by case), `sample_stack` (case 7) and `report` (the markdown, a method per
+//! section).
 //!
 //! The other subcommands run one case against servers you started yourself:
 //!

@@ -320,6 +320,71 @@ pub(crate) fn icount(
     Ok(total / n as f64)
 }
 
+/// Where `name`'s instructions per request differ from `base`'s, function by function
+/// (exclusive counts of `callgrind_annotate` over the dumps `icount` left in `logs`, `n`
+/// requests each): the `top` largest differences, then the sum of the rest as `(other)`.
+pub(crate) fn breakdown(
+    logs: &Path,
+    (base, name): (&str, &str),
+    n: usize,
+    top: usize,
+) -> Res<Vec<(String, f64)>> {
+    let per_function = |name: &str| -> Res<HashMap<String, f64>> {
+        let dump = fs::read_dir(logs)
+            .map_err(|e| e.to_string())?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|f| f.to_str())
+                    .is_some_and(|f| f.starts_with(&format!("callgrind.{name}.")))
+            })
+            .ok_or_else(|| format!("no callgrind dump of {name}"))?;
+        let out = Command::new("callgrind_annotate")
+            .args(["--threshold=100", &dump.display().to_string()])
+            .output()
+            .map_err(|e| format!("cannot run callgrind_annotate: {e}"))?;
+        let mut counts = HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // `  1,234 ( 0.5%)  file:function [object]`
+            let Some((count, rest)) = line.trim_start().split_once(' ') else {
+                continue;
+            };
+            let Ok(count) = count.replace(',', "").parse::<f64>() else {
+                continue;
+            };
+            let Some((_, function)) = rest.split_once(")  ") else {
+                continue;
+            };
+            if function.contains("PROGRAM TOTALS") {
+                continue;
+            }
+            let function = function.split(" [").next().unwrap_or(function);
+            // `???:name` or `path/file.c:name`: no file name holds a `:`.
+            let function = function.split_once(':').map_or(function, |(_, f)| f);
+            *counts.entry(function.to_owned()).or_insert(0.0) += count / n as f64;
+        }
+        Ok(counts)
+    };
+    let (a, b) = (per_function(base)?, per_function(name)?);
+    let mut rows: Vec<(String, f64)> = a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|f| {
+            let delta = b.get(f).unwrap_or(&0.0) - a.get(f).unwrap_or(&0.0);
+            (f.clone(), delta)
+        })
+        .filter(|(_, delta)| delta.abs() >= 0.5)
+        .collect();
+    rows.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let rest: f64 = rows.iter().skip(top).map(|(_, d)| d).sum();
+    rows.truncate(top);
+    rows.push(("(other)".to_owned(), rest));
+    Ok(rows)
+}
+
 pub(crate) fn command_output(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)

@@ -11,6 +11,8 @@ pub(crate) struct Report<'a> {
     pub(crate) h2h_cpu_us: &'a [Vec<f64>],
     pub(crate) h2h_command: &'a str,
     pub(crate) instructions: &'a [(&'static str, f64)],
+    /// `wechat` − `session-only`, function by function (callgrind), when valgrind ran.
+    pub(crate) breakdown: &'a [(String, f64)],
     pub(crate) icount_requests: usize,
     pub(crate) steady: &'a [Steady],
     pub(crate) memory: &'a [(String, (u64, u64))],
@@ -385,6 +387,18 @@ impl Report<'_> {
                 (ir("wechat") / ir("session-only") - 1.0) * 100.0,
                 verdict(ir("wechat") - ir("session-only") <= 2000.0)
             );
+            if !self.breakdown.is_empty() {
+                let _ = writeln!(
+                    w,
+                    "Where they go: each function's own instructions per request (exclusive, \
+                     `callgrind_annotate`), `wechat` − `session-only`, the largest first:\n\n\
+                     | function | instructions per request |\n|---|---|"
+                );
+                for (function, delta) in self.breakdown {
+                    let _ = writeln!(w, "| `{function}` | {delta:+.0} |");
+                }
+                let _ = writeln!(w);
+            }
         }
     }
 

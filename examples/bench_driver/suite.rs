@@ -179,6 +179,12 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
         .map(|s| (s.mode.to_owned(), s.proc.memory_kib()))
         .collect();
     let instructions = instruction_counts(&b, &cookie)?;
+    let breakdown = if instructions.is_empty() {
+        Vec::new()
+    } else {
+        let n = if b.settings.smoke { 20 } else { 2000 };
+        breakdown(&b.logs, ("session-only", "wechat"), n, 15)?
+    };
     // Case 7: the sample site's stack with and without WeChatAuth, 1 and many users.
     let sample = sample_stack::measure(
         system,
@@ -208,6 +214,7 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
         h2h_cpu_us: &h2h.cpu_us,
         h2h_command: &h2h.command,
         instructions: &instructions,
+        breakdown: &breakdown,
         icount_requests: if b.settings.smoke { 20 } else { 2000 },
         steady: &steady,
         memory: &memory,

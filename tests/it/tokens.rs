@@ -40,7 +40,10 @@ async fn check_every_request_with_interval_zero_over_reused_connections() {
     s.emulator.reset_calls();
     let connections = s.emulator.connections_accepted();
     for _ in 0..30 {
-        assert_eq!(browser.get(&s.url("/api/me")).await.status, StatusCode::OK);
+        let hop = browser.get(&s.url("/api/me")).await;
+        assert_eq!(hop.status, StatusCode::OK);
+        // A check's time changes no decision when every request checks: nothing is rewritten.
+        assert!(hop.headers.get("set-cookie").is_none());
     }
     assert_eq!(s.emulator.call_count(Endpoint::Auth), 30);
     // Two app workers, each with its pooled client: connections are reused, not one per call.
