@@ -320,9 +320,9 @@ pub(crate) fn icount(
     Ok(total / n as f64)
 }
 
-/// Where `name`'s instructions per request differ from `base`'s, function by function
-/// (exclusive counts of `callgrind_annotate` over the dumps `icount` left in `logs`, `n`
-/// requests each): the `top` largest differences, then the sum of the rest as `(other)`.
+/// Where `name`'s instructions per request differ from `base`'s, function by function (each
+/// function's own instructions in the dumps `icount` left in `logs`, `n` requests each): the
+/// `top` largest differences, then the sum of the rest as `(other)`.
 pub(crate) fn breakdown(
     logs: &Path,
     (base, name): (&str, &str),
@@ -335,36 +335,17 @@ pub(crate) fn breakdown(
             .filter_map(Result::ok)
             .map(|e| e.path())
             .find(|p| {
-                p.file_name()
-                    .and_then(|f| f.to_str())
-                    .is_some_and(|f| f.starts_with(&format!("callgrind.{name}.")))
+                // The dump `callgrind_control -d` made (`….out.1`), not the one at exit.
+                p.file_name().and_then(|f| f.to_str()).is_some_and(|f| {
+                    f.starts_with(&format!("callgrind.{name}.")) && f.contains(".out.")
+                })
             })
             .ok_or_else(|| format!("no callgrind dump of {name}"))?;
-        let out = Command::new("callgrind_annotate")
-            .args(["--threshold=100", &dump.display().to_string()])
-            .output()
-            .map_err(|e| format!("cannot run callgrind_annotate: {e}"))?;
-        let mut counts = HashMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            // `  1,234 ( 0.5%)  file:function [object]`
-            let Some((count, rest)) = line.trim_start().split_once(' ') else {
-                continue;
-            };
-            let Ok(count) = count.replace(',', "").parse::<f64>() else {
-                continue;
-            };
-            let Some((_, function)) = rest.split_once(")  ") else {
-                continue;
-            };
-            if function.contains("PROGRAM TOTALS") {
-                continue;
-            }
-            let function = function.split(" [").next().unwrap_or(function);
-            // `???:name` or `path/file.c:name`: no file name holds a `:`.
-            let function = function.split_once(':').map_or(function, |(_, f)| f);
-            *counts.entry(function.to_owned()).or_insert(0.0) += count / n as f64;
-        }
-        Ok(counts)
+        let text = fs::read_to_string(&dump).map_err(|e| e.to_string())?;
+        Ok(self_costs(&text)
+            .into_iter()
+            .map(|(function, ir)| (function, ir / n as f64))
+            .collect())
     };
     let (a, b) = (per_function(base)?, per_function(name)?);
     let mut rows: Vec<(String, f64)> = a
@@ -383,6 +364,56 @@ pub(crate) fn breakdown(
     rows.truncate(top);
     rows.push(("(other)".to_owned(), rest));
     Ok(rows)
+}
+
+/// Each function's own instructions in a callgrind dump: the cost lines of its `fn=` block,
+/// less the lines after `calls=` (those are what its callees cost, counted in their own blocks).
+/// Read from the file itself: `callgrind_annotate` of this valgrind shows inclusive counts
+/// whatever `--inclusive` says.
+fn self_costs(dump: &str) -> HashMap<String, f64> {
+    // Names are compressed: `(12) name` defines id 12, `(12)` refers to it.
+    fn resolve(names: &mut HashMap<String, String>, spec: &str) -> String {
+        let spec = spec.trim();
+        let Some(rest) = spec.strip_prefix('(') else {
+            return spec.to_owned();
+        };
+        let (id, name) = rest.split_once(')').unwrap_or((rest, ""));
+        let name = name.trim();
+        if name.is_empty() {
+            names.get(id).cloned().unwrap_or_default()
+        } else {
+            names.insert(id.to_owned(), name.to_owned());
+            name.to_owned()
+        }
+    }
+    let mut names = HashMap::new();
+    let mut costs: HashMap<String, f64> = HashMap::new();
+    let mut current = String::new();
+    let mut callee_cost_next = false;
+    for line in dump.lines() {
+        if let Some(spec) = line.strip_prefix("fn=") {
+            current = resolve(&mut names, spec);
+        } else if let Some(spec) = line.strip_prefix("cfn=") {
+            resolve(&mut names, spec);
+        } else if line.starts_with("calls=") {
+            callee_cost_next = true;
+        } else if matches!(
+            line.as_bytes().first(),
+            Some(b'0'..=b'9' | b'+' | b'-' | b'*')
+        ) {
+            if std::mem::take(&mut callee_cost_next) {
+                continue;
+            }
+            if let Some(ir) = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                *costs.entry(current.clone()).or_default() += ir;
+            }
+        }
+    }
+    costs
 }
 
 pub(crate) fn command_output(program: &str, args: &[&str]) -> String {

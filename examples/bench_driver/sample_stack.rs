@@ -294,7 +294,7 @@ impl SampleStack {
              signed in less than 30 days ago) and answers the same JSON (`sample-bare`). \
              `RUST_LOG=warn`, as every server here: `Logger` formats nothing. Each request \
              carries the next user's cookie (wrk with a Lua script; the users signed in \
-             beforehand through the emulator), so with {} users no per-worker table of 1,024 \
+             beforehand through the emulator), so with {} users no per-worker table of \
              sign-ins can hold them. {} rounds of {} s per server, the order alternating; \
              ratios round by round.\n",
             self.populations.last().map_or(0, |p| p.users),
