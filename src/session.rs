@@ -87,10 +87,12 @@ pub(crate) struct SignedIn {
 /// (already authenticated by actix-session). A request carrying a stored form seen before costs a
 /// comparison, not a parse (the parse was most of what the middleware added to a signed-in
 /// request, BENCHMARKS.md). A fixed table: the slot comes from a few bytes of the openid, so a
-/// user's newer sign-in replaces the older, and a miss costs
-/// what no table would (the parse) plus copying the stored form into the slot's buffer. Nothing
-/// is added to the session. Only fresh sign-ins are kept, and the token's status is still judged
-/// on every request.
+/// user's newer sign-in replaces the older. A stored form is admitted only when it misses twice
+/// in a row in its slot, so a miss costs what no table would (the parse) and a comparison: many
+/// users in rotation (production's shape) copy nothing and evict nothing, while a user's burst
+/// of requests is served from the table from its third request. Nothing is added to the
+/// session. Only fresh sign-ins are kept, and the token's status is still judged on every
+/// request.
 pub(crate) struct KnownSignIns(RefCell<Box<[Slot]>>);
 
 /// A slot of [`KnownSignIns`]: a stored form and what it parsed to (`None`: empty).
@@ -98,6 +100,8 @@ pub(crate) struct KnownSignIns(RefCell<Box<[Slot]>>);
 struct Slot {
     stored: String,
     user: Option<Rc<SignedIn>>,
+    /// The fingerprint of the stored form that last missed here: admitted if it comes back next.
+    candidate: u64,
 }
 
 impl Default for KnownSignIns {
@@ -135,10 +139,11 @@ impl KnownSignIns {
         let Some(stored) = entries.get(SIGNED_IN_KEY) else {
             return Lookup::Absent;
         };
-        match &self.0.borrow()[Self::slot(stored)] {
+        match &self.0.borrow()[Self::place(stored).0] {
             Slot {
                 stored: known,
                 user: Some(user),
+                ..
             } if known == stored => Lookup::Known(Rc::clone(user)),
             _ => Lookup::Unknown,
         }
@@ -150,8 +155,14 @@ impl KnownSignIns {
         let Some(stored) = entries.get(SIGNED_IN_KEY) else {
             return;
         };
+        let (at, fingerprint) = Self::place(stored);
         let mut slots = self.0.borrow_mut();
-        let slot = &mut slots[Self::slot(stored)];
+        let slot = &mut slots[at];
+        if slot.candidate != fingerprint {
+            // Its first miss here: note it, keep what the slot holds.
+            slot.candidate = fingerprint;
+            return;
+        }
         // The slot's buffer is reused: no allocation once it has held a sign-in this long.
         slot.stored.clear();
         slot.stored.push_str(stored);
@@ -159,9 +170,11 @@ impl KnownSignIns {
     }
 
     /// The slot of a stored form, from 16 bytes of its openid (zeros past its end: a form that
-    /// short only shares a slot). The table only spreads sign-ins; equality is decided by the
-    /// whole stored form.
-    fn slot(stored: &str) -> usize {
+    /// short only shares a slot), and its fingerprint, from those, its length and its last 8
+    /// bytes (which hold its times): both only place and admit sign-ins, equality is decided by
+    /// the whole stored form.
+    fn place(stored: &str) -> (usize, u64) {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
         let bytes = stored.as_bytes();
         let word = |at: usize| {
             let mut word = [0; 8];
@@ -171,8 +184,11 @@ impl KnownSignIns {
             u64::from_le_bytes(word)
         };
         let (a, b) = (word(Self::OPENID_AT), word(Self::OPENID_AT + 8));
-        let hash = (a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (hash >> (64 - Self::SLOTS.trailing_zeros())) as usize
+        let user = (a.wrapping_mul(K) ^ b).wrapping_mul(K);
+        let at = (user >> (64 - Self::SLOTS.trailing_zeros())) as usize;
+        let tail = word(bytes.len().saturating_sub(8));
+        let fingerprint = (user ^ tail ^ (bytes.len() as u64).rotate_left(32)).wrapping_mul(K) | 1;
+        (at, fingerprint)
     }
 }
 
@@ -358,6 +374,9 @@ mod tests {
 
         store.set_signed_in(&user).unwrap();
         assert!(matches!(known.lookup(&session), Lookup::Unknown));
+        // Admitted on its second miss: one passing sign-in copies nothing.
+        known.remember(&session, Rc::new(user.clone()));
+        assert!(matches!(known.lookup(&session), Lookup::Unknown));
         known.remember(&session, Rc::new(user.clone()));
         assert!(matches!(known.lookup(&session), Lookup::Known(u) if u.checked_at == 1_000));
 
@@ -366,6 +385,7 @@ mod tests {
         store.set_signed_in(&user).unwrap();
         assert!(matches!(known.lookup(&session), Lookup::Unknown));
         known.remember(&session, Rc::new(user.clone()));
+        known.remember(&session, Rc::new(user.clone()));
         assert!(matches!(known.lookup(&session), Lookup::Known(u) if u.checked_at == 2_000));
     }
 
@@ -373,9 +393,10 @@ mod tests {
     fn slots_spread_users_and_stay_in_the_table() {
         let slots: std::collections::HashSet<usize> = (0..200)
             .map(|n| {
-                KnownSignIns::slot(&format!(
+                KnownSignIns::place(&format!(
                     r#"{{"i":"wx0123456789abcdef","o":"o{n:027}","s":"x"}}"#
                 ))
+                .0
             })
             .collect();
         assert!(
@@ -384,7 +405,7 @@ mod tests {
             slots.len()
         );
         assert!(slots.iter().all(|&s| s < KnownSignIns::SLOTS));
-        assert!(KnownSignIns::slot("") < KnownSignIns::SLOTS);
+        assert!(KnownSignIns::place("").0 < KnownSignIns::SLOTS);
     }
 
     #[test]
