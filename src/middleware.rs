@@ -13,7 +13,7 @@ use actix_web::{
     dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform},
     HttpMessage as _, HttpResponse, ResponseError as _,
 };
-use futures_util::future::{Either, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 use log::{debug, error, info, warn};
 
 use crate::{
@@ -254,10 +254,11 @@ enum Route {
 }
 
 /// The signed-in user: known at once, or after the upstream work of [`Due`].
-enum Found {
+enum Found<'a> {
     Now(Result<Option<Rc<SignedIn>>, ErrorKind>),
-    /// Boxed: the rare case, and far larger than the common one.
-    Later(Box<Upkeeping>),
+    /// Boxed here, outside `call`: a future made inside `call`'s would make its layout too deep
+    /// for the compiler's limit, boxed or not.
+    Later(LocalBoxFuture<'a, Result<Option<Rc<SignedIn>>, ErrorKind>>),
 }
 
 /// A sign-in whose token needs upstream work on this request.
@@ -288,30 +289,6 @@ enum Access {
     Fail(ErrorKind),
 }
 
-/// An early answer of the middleware's own.
-type Answer<B> = Ready<Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>;
-/// The rare paths that wait on WeChat (the callback, token upkeep): boxed, so that the common
-/// path's future stays small and unboxed.
-type Waiting<B> = LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>;
-
-/// The middleware's future: the app's own future (most requests), an answer ready at once, or
-/// the boxed work of a request that waits on WeChat.
-#[doc(hidden)]
-pub type CallFuture<F, B> = Either<Forwarded<F, B>, Either<Answer<B>, Waiting<B>>>;
-
-fn answer<F, B>(res: ServiceResponse<EitherBody<B>>) -> CallFuture<F, B> {
-    Either::Right(Either::Left(ready(Ok(res))))
-}
-
-fn waiting<F, B>(
-    work: impl std::future::Future<Output = ServiceResponse<EitherBody<B>>> + 'static,
-) -> CallFuture<F, B>
-where
-    B: 'static,
-{
-    Either::Right(Either::Right(Box::pin(async move { Ok(work.await) })))
-}
-
 impl<S, B> Service<ServiceRequest> for WeChatAuthMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -319,57 +296,60 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = CallFuture<S::Future, B>;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let worker = &self.worker;
-        match worker.route(&req) {
-            Route::Pass => return Either::Left(forward(&self.service, req)),
-            Route::NoSession => {
-                let kind = ErrorKind::Misconfigured(NO_SESSION_FIX);
-                return answer(worker.answer_error(req, kind));
-            }
-            Route::Callback => {
-                let worker = Rc::clone(worker);
-                return waiting(async move {
-                    // Boxed on its own, as the token upkeep below.
+        let service = Rc::clone(&self.service);
+        let worker = Rc::clone(&self.worker);
+        Box::pin(async move {
+            let settings = &worker.shared.config.settings;
+            match worker.route(&req) {
+                Route::Pass => return forward(&service, req).await,
+                Route::NoSession => {
+                    let kind = ErrorKind::Misconfigured(NO_SESSION_FIX);
+                    return Ok(worker.answer_error(req, kind));
+                }
+                Route::Callback => {
+                    // Boxed for the same reason as the token upkeep: a deep future, rarely run.
                     let callback: LocalBoxFuture<'_, _> = Box::pin(callback::handle(
                         &worker.shared.config,
                         &worker.client,
                         &req,
                     ));
                     let res = callback.await;
-                    respond(req, res)
-                });
-            }
-            Route::SignIn => {
-                let return_to = authorize::requested_return_to(&req);
-                let scope = worker.shared.config.settings.sign_in.scope;
-                return answer(worker.challenge(req, scope, return_to));
-            }
-            Route::Guarded => {}
-        }
-        // The user, found once however many instances of this configuration wrap the route.
-        let outcome = match worker.resolved_by_outer_instance(&req) {
-            Some(outcome) => outcome,
-            None => match worker.current_user(&req) {
-                Found::Now(found) => worker.found(&req, found),
-                Found::Later(upkeeping) => {
-                    let (service, worker) = (Rc::clone(&self.service), Rc::clone(worker));
-                    return Either::Right(Either::Right(Box::pin(async move {
-                        // Boxed on its own: the upstream calls make a future too deep for the
-                        // compiler's layout limit when nested in this one.
-                        let upkeep: LocalBoxFuture<'_, _> = Box::pin(worker.keep_fresh(upkeeping));
-                        let found = upkeep.await;
-                        let outcome = worker.found(&req, found);
-                        worker.act(&service, req, outcome).await
-                    })));
+                    return Ok(respond(req, res));
                 }
-            },
-        };
-        worker.act(&self.service, req, outcome)
+                Route::SignIn => {
+                    let return_to = authorize::requested_return_to(&req);
+                    return Ok(worker.challenge(req, settings.sign_in.scope, return_to));
+                }
+                Route::Guarded => {}
+            }
+            // The user, found once however many instances of this configuration wrap the route.
+            // (`call` awaits boxed futures only: nested ones would make the future of every
+            // service wrapping an app too deep for the compiler's layout limit.)
+            let outcome = match worker.resolved_by_outer_instance(&req) {
+                Some(outcome) => outcome,
+                None => {
+                    let found = match worker.current_user(&req) {
+                        Found::Now(found) => found,
+                        Found::Later(upkeep) => upkeep.await,
+                    };
+                    worker.found(&req, found)
+                }
+            };
+            match worker.access(outcome) {
+                Access::Serve => forward(&service, req).await,
+                Access::Fail(kind) => Ok(worker.answer_error(req, kind)),
+                Access::SignIn(scope) => {
+                    let format = settings.filter.format(&req);
+                    let return_to = authorize::return_to_of(&settings.site, &req, format);
+                    Ok(worker.challenge(req, scope, return_to))
+                }
+            }
+        })
     }
 }
 
@@ -390,28 +370,6 @@ impl Worker {
             Route::SignIn
         } else {
             Route::Guarded
-        }
-    }
-
-    /// Serves the request, or answers it, as the requirement makes of the outcome.
-    fn act<S, B>(
-        &self,
-        service: &Rc<S>,
-        req: ServiceRequest,
-        outcome: Result<Option<WeChatUser>, ErrorKind>,
-    ) -> CallFuture<S::Future, B>
-    where
-        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    {
-        match self.access(outcome) {
-            Access::Serve => Either::Left(forward(service, req)),
-            Access::Fail(kind) => answer(self.answer_error(req, kind)),
-            Access::SignIn(scope) => {
-                let settings = &self.shared.config.settings;
-                let format = settings.filter.format(&req);
-                let return_to = authorize::return_to_of(&settings.site, &req, format);
-                answer(self.challenge(req, scope, return_to))
-            }
         }
     }
 
@@ -537,7 +495,7 @@ impl Worker {
     /// The signed-in user, after whatever upkeep the token needs: nothing (found now), or a
     /// `/sns/auth` check or a refresh (found later). `Ok(None)` when anonymous or when the
     /// sign-in ran out.
-    fn current_user(&self, req: &ServiceRequest) -> Found {
+    fn current_user(&self, req: &ServiceRequest) -> Found<'_> {
         let session = req.get_session();
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
@@ -574,27 +532,24 @@ impl Worker {
                 still_usable: false,
             },
         };
-        Found::Later(Box::new(Upkeeping {
+        Found::Later(Box::pin(self.keep_fresh(Upkeeping {
             session,
             user,
             known,
             due,
             now,
-        }))
+        })))
     }
 
     /// Carries out a due check or refresh, then stores what it changed.
-    async fn keep_fresh(
-        &self,
-        upkeeping: Box<Upkeeping>,
-    ) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
+    async fn keep_fresh(&self, upkeeping: Upkeeping) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
         let Upkeeping {
             session,
             user,
             known,
             due,
             now,
-        } = *upkeeping;
+        } = upkeeping;
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
         let upstream = &self.shared.upstream;
