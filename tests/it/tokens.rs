@@ -93,15 +93,18 @@ async fn errcodes_40001_and_40003_on_check_also_refresh() {
 async fn tokens_near_expiry_are_refreshed_early_and_expired_ones_must_be() {
     let s = Setup::with_emulator(
         emulator()
-            .access_token_ttl(Duration::from_secs(3))
+            .access_token_ttl(Duration::from_secs(5))
             .start()
             .unwrap(),
         Shape::Routes,
         |c| c.refresh_margin(Duration::from_secs(2)),
     );
+    // Times are whole seconds: 5-second tokens and waits of 3.1 s keep each step inside its
+    // window (fresh, within the margin, expired) wherever in a second the sign-in falls and
+    // however slow the machine.
     let browser = s.browser();
     let first = sign_in(&browser, &s.url("/base")).await.json();
-    sleep(Duration::from_millis(1100)).await;
+    sleep(Duration::from_millis(3100)).await;
     // Within the margin, not expired: refreshed, with no /sns/auth call.
     let second = browser.get(&s.url("/base")).await.json();
     assert_ne!(second["access_token"], first["access_token"]);
@@ -109,7 +112,7 @@ async fn tokens_near_expiry_are_refreshed_early_and_expired_ones_must_be() {
     assert_eq!(s.emulator.call_count(Endpoint::Auth), 0);
 
     // Within the margin and WeChat busy: the current token still works, so serve.
-    sleep(Duration::from_millis(1100)).await;
+    sleep(Duration::from_millis(3100)).await;
     s.emulator
         .inject_fault(Endpoint::RefreshToken, Fault::Busy, None);
     let hop = browser.get(&s.url("/base")).await;
