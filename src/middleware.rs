@@ -261,16 +261,6 @@ enum Found<'a> {
     Later(LocalBoxFuture<'a, Result<Option<Rc<SignedIn>>, ErrorKind>>),
 }
 
-/// A sign-in whose token needs upstream work on this request.
-struct Upkeeping {
-    session: actix_session::Session,
-    user: Rc<SignedIn>,
-    /// Whether the worker's table already holds it.
-    known: bool,
-    due: Due,
-    now: u64,
-}
-
 /// The upstream work a sign-in needs on this request.
 enum Due {
     /// A `/sns/auth` check (then a refresh if WeChat says the token is invalid).
@@ -337,7 +327,9 @@ where
                         Found::Now(found) => found,
                         Found::Later(upkeep) => upkeep.await,
                     };
-                    worker.found(&req, found)
+                    let outcome = found.map(|user| user.map(WeChatUser::new));
+                    worker.leave_for_extractor(&req, &outcome);
+                    outcome
                 }
             };
             match worker.access(outcome) {
@@ -371,17 +363,6 @@ impl Worker {
         } else {
             Route::Guarded
         }
-    }
-
-    /// The user this instance found, handed to the extractor (and to inner instances).
-    fn found(
-        &self,
-        req: &ServiceRequest,
-        found: Result<Option<Rc<SignedIn>>, ErrorKind>,
-    ) -> Result<Option<WeChatUser>, ErrorKind> {
-        let outcome = found.map(|user| user.map(WeChatUser::new));
-        self.leave_for_extractor(req, &outcome);
-        outcome
     }
 
     /// Leaves what was found about this request's user for the extractor (and for inner
@@ -532,24 +513,19 @@ impl Worker {
                 still_usable: false,
             },
         };
-        Found::Later(Box::pin(self.keep_fresh(Upkeeping {
-            session,
-            user,
-            known,
-            due,
-            now,
-        })))
+        Found::Later(Box::pin(self.keep_fresh(session, user, known, due, now)))
     }
 
     /// Carries out a due check or refresh, then stores what it changed.
-    async fn keep_fresh(&self, upkeeping: Upkeeping) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
-        let Upkeeping {
-            session,
-            user,
-            known,
-            due,
-            now,
-        } = upkeeping;
+    /// (`known`: the worker's table already holds `user`.)
+    async fn keep_fresh(
+        &self,
+        session: actix_session::Session,
+        user: Rc<SignedIn>,
+        known: bool,
+        due: Due,
+        now: u64,
+    ) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
         let upstream = &self.shared.upstream;
