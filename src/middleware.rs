@@ -25,7 +25,7 @@ use crate::{
     extractor::{AuthContext, WeChatUser},
     negotiate::Browser,
     pending::PendingCookies,
-    session::{unix_now, AuthSession, KnownSignIns, Lookup, SignedIn},
+    session::{unix_now, AuthSession, KnownSignIns, Lookup, Place, SignedIn},
     tokens::Scope,
     upkeep::{decide, AfterCheck, AfterRefresh, Calls, Upkeep, Upstream},
 };
@@ -481,16 +481,14 @@ impl Worker {
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
         let now = unix_now();
-        let (user, known) = match self.known.lookup(&session) {
+        // `unknown`: where the worker's table would take the sign-in (`None`: it holds it).
+        let (user, unknown) = match self.known.lookup(&session, &settings.apps) {
             Lookup::Absent => return Found::Now(Ok(None)),
             Lookup::Known(user) if decide(&user, now, &settings.upkeep) == Upkeep::Fresh => {
                 return Found::Now(Ok(Some(user)))
             }
-            Lookup::Known(user) => (user, true),
-            Lookup::Unknown => match store.signed_in(&settings.apps) {
-                Some(user) => (Rc::new(user), false),
-                None => return Found::Now(Ok(None)),
-            },
+            Lookup::Known(user) => (user, None),
+            Lookup::Parsed(user, place) => (user, Some(place)),
         };
         let upkeep = self.shared.upstream.plan(&user, now, &settings.upkeep);
         // Openids are personal data: named at debug level only.
@@ -502,8 +500,8 @@ impl Worker {
                 return Found::Now(Ok(None));
             }
             Upkeep::Fresh => {
-                if !known {
-                    self.known.remember(&session, Rc::clone(&user));
+                if let Some(place) = unknown {
+                    self.known.remember(&session, place, Rc::clone(&user));
                 }
                 return Found::Now(Ok(Some(user)));
             }
@@ -513,16 +511,16 @@ impl Worker {
                 still_usable: false,
             },
         };
-        Found::Later(Box::pin(self.keep_fresh(session, user, known, due, now)))
+        Found::Later(Box::pin(self.keep_fresh(session, user, unknown, due, now)))
     }
 
     /// Carries out a due check or refresh, then stores what it changed.
-    /// (`known`: the worker's table already holds `user`.)
+    /// (`unknown`: where the worker's table would take `user`; `None` when it holds it.)
     async fn keep_fresh(
         &self,
         session: actix_session::Session,
         user: Rc<SignedIn>,
-        known: bool,
+        unknown: Option<Place>,
         due: Due,
         now: u64,
     ) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
@@ -546,8 +544,8 @@ impl Worker {
                     // Every request checks again whatever the time of this check: storing it
                     // would change no decision, and would rewrite the session (a new cookie) on
                     // every request. The stored form is unchanged, so its parse can be kept.
-                    if !known {
-                        self.known.remember(&session, Rc::clone(&user));
+                    if let Some(place) = unknown {
+                        self.known.remember(&session, place, Rc::clone(&user));
                     }
                     return Ok(Some(user));
                 }

@@ -114,12 +114,20 @@ impl Default for KnownSignIns {
 
 /// What [`KnownSignIns::lookup`] found.
 pub(crate) enum Lookup {
-    /// The session holds no sign-in.
+    /// The session holds no sign-in of the configured apps (or held an unreadable one, now
+    /// dropped).
     Absent,
     /// Parsed before.
     Known(Rc<SignedIn>),
-    /// Not seen yet.
-    Unknown,
+    /// Parsed now: to [`remember`](KnownSignIns::remember) at its place once it proves fresh.
+    Parsed(Rc<SignedIn>, Place),
+}
+
+/// Where a stored form goes in [`KnownSignIns`], and its fingerprint there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place {
+    at: usize,
+    fingerprint: u64,
 }
 
 impl KnownSignIns {
@@ -134,35 +142,51 @@ impl KnownSignIns {
     /// their first characters; their ends are random.)
     const OPENID_AT: usize = 43;
 
-    pub(crate) fn lookup(&self, session: &Session) -> Lookup {
-        let entries = session.entries();
-        let Some(stored) = entries.get(SIGNED_IN_KEY) else {
-            return Lookup::Absent;
-        };
-        match &self.0.borrow()[Self::place(stored).0] {
-            Slot {
+    /// The session's sign-in of one of `apps`: from the table when its stored form was parsed
+    /// before, else parsed from the same borrowed entry (the session's map is looked in once).
+    pub(crate) fn lookup(&self, session: &Session, apps: &Apps) -> Lookup {
+        let parsed = {
+            let entries = session.entries();
+            let Some(stored) = entries.get(SIGNED_IN_KEY) else {
+                return Lookup::Absent;
+            };
+            let place = Self::place(stored);
+            if let Slot {
                 stored: known,
                 user: Some(user),
                 ..
-            } if known == stored => Lookup::Known(Rc::clone(user)),
-            _ => Lookup::Unknown,
+            } = &self.0.borrow()[place.at]
+            {
+                if known == stored {
+                    return Lookup::Known(Rc::clone(user));
+                }
+            }
+            SignedIn::from_stored(stored, apps).map(|user| user.map(|u| (u, place)))
+        };
+        match parsed {
+            Ok(Some((user, place))) => Lookup::Parsed(Rc::new(user), place),
+            Ok(None) => Lookup::Absent,
+            Err(e) => {
+                AuthSession(session).drop_unreadable(&e);
+                Lookup::Absent
+            }
         }
     }
 
-    /// Remembers `user` as what the session's stored sign-in parses to.
-    pub(crate) fn remember(&self, session: &Session, user: Rc<SignedIn>) {
+    /// Remembers `user` as what the session's stored sign-in, found at `place`, parses to: on
+    /// its first miss there only its fingerprint is noted (nothing copied, the session not
+    /// read again); on its second in a row it is admitted.
+    pub(crate) fn remember(&self, session: &Session, place: Place, user: Rc<SignedIn>) {
+        let mut slots = self.0.borrow_mut();
+        let slot = &mut slots[place.at];
+        if slot.candidate != place.fingerprint {
+            slot.candidate = place.fingerprint;
+            return;
+        }
         let entries = session.entries();
         let Some(stored) = entries.get(SIGNED_IN_KEY) else {
             return;
         };
-        let (at, fingerprint) = Self::place(stored);
-        let mut slots = self.0.borrow_mut();
-        let slot = &mut slots[at];
-        if slot.candidate != fingerprint {
-            // Its first miss here: note it, keep what the slot holds.
-            slot.candidate = fingerprint;
-            return;
-        }
         // The slot's buffer is reused: no allocation once it has held a sign-in this long.
         slot.stored.clear();
         slot.stored.push_str(stored);
@@ -171,9 +195,10 @@ impl KnownSignIns {
 
     /// The slot of a stored form, from 16 bytes of its openid (zeros past its end: a form that
     /// short only shares a slot), and its fingerprint, from those, its length and its last 8
-    /// bytes (which hold its times): both only place and admit sign-ins, equality is decided by
-    /// the whole stored form.
-    fn place(stored: &str) -> (usize, u64) {
+    /// bytes: both only place and admit sign-ins (a user's next state may share the fingerprint
+    /// of the last, and is then admitted on its first miss), equality is decided by the whole
+    /// stored form.
+    fn place(stored: &str) -> Place {
         const K: u64 = 0x9E37_79B9_7F4A_7C15;
         let bytes = stored.as_bytes();
         let word = |at: usize| {
@@ -188,11 +213,26 @@ impl KnownSignIns {
         let at = (user >> (64 - Self::SLOTS.trailing_zeros())) as usize;
         let tail = word(bytes.len().saturating_sub(8));
         let fingerprint = (user ^ tail ^ (bytes.len() as u64).rotate_left(32)).wrapping_mul(K) | 1;
-        (at, fingerprint)
+        Place { at, fingerprint }
     }
 }
 
 impl SignedIn {
+    /// The stored form read back: `None` when it is a sign-in to none of `apps`.
+    fn from_stored(stored: &str, apps: &Apps) -> Result<Option<Self>, serde_json::Error> {
+        let mut user: Self = serde_json::from_str(stored)?;
+        if !apps
+            .by_appid(&user.appid)
+            .is_some_and(|a| a.kind == user.app)
+        {
+            return Ok(None);
+        }
+        if user.signed_in_at == 0 {
+            user.signed_in_at = user.checked_at;
+        }
+        Ok(Some(user))
+    }
+
     pub(crate) fn new(
         app: &App,
         tokens: TokenResponse,
@@ -253,21 +293,19 @@ impl AuthSession<'_> {
     /// The user signed in to one of `apps`. Unreadable data (an older format, tampering that
     /// passed the cookie's MAC) is dropped, so the user is simply anonymous.
     pub(crate) fn signed_in(&self, apps: &Apps) -> Option<SignedIn> {
-        match self.0.get::<SignedIn>(SIGNED_IN_KEY) {
-            Ok(user) => user
-                .filter(|u| apps.by_appid(&u.appid).is_some_and(|a| a.kind == u.app))
-                .map(|mut user| {
-                    if user.signed_in_at == 0 {
-                        user.signed_in_at = user.checked_at;
-                    }
-                    user
-                }),
-            Err(e) => {
-                warn!("dropping unreadable WeChat sign-in from the session: {e}");
-                self.sign_out();
-                None
-            }
-        }
+        let parsed = {
+            let entries = self.0.entries();
+            SignedIn::from_stored(entries.get(SIGNED_IN_KEY)?, apps)
+        };
+        parsed.unwrap_or_else(|e| {
+            self.drop_unreadable(&e);
+            None
+        })
+    }
+
+    fn drop_unreadable(&self, e: &serde_json::Error) {
+        warn!("dropping unreadable WeChat sign-in from the session: {e}");
+        self.sign_out();
     }
 
     pub(crate) fn set_signed_in(&self, user: &SignedIn) -> Result<(), ErrorKind> {
@@ -368,25 +406,45 @@ mod tests {
         let req = actix_web::test::TestRequest::default().to_srv_request();
         let session = req.get_session();
         let store = AuthSession(&session);
+        let apps = Apps::of(vec![App::official_for_tests("wx1")]);
         let mut user = SignedIn::new(&App::official_for_tests("wx1"), tokens(7200), None, 1_000);
         let known = KnownSignIns::default();
-        assert!(matches!(known.lookup(&session), Lookup::Absent));
+        assert!(matches!(known.lookup(&session, &apps), Lookup::Absent));
+        let parsed = |known: &KnownSignIns| match known.lookup(&session, &apps) {
+            Lookup::Parsed(user, place) => (user, place),
+            _ => panic!("expected a parse"),
+        };
 
         store.set_signed_in(&user).unwrap();
-        assert!(matches!(known.lookup(&session), Lookup::Unknown));
+        let (first, place) = parsed(&known);
+        assert_eq!(first.checked_at, 1_000);
         // Admitted on its second miss: one passing sign-in copies nothing.
-        known.remember(&session, Rc::new(user.clone()));
-        assert!(matches!(known.lookup(&session), Lookup::Unknown));
-        known.remember(&session, Rc::new(user.clone()));
-        assert!(matches!(known.lookup(&session), Lookup::Known(u) if u.checked_at == 1_000));
+        known.remember(&session, place, first);
+        let (again, place) = parsed(&known);
+        known.remember(&session, place, again);
+        assert!(matches!(known.lookup(&session, &apps), Lookup::Known(u) if u.checked_at == 1_000));
 
         // The same user's next state (a check) lands in the same slot, and is not the old one.
         user.checked_at = 2_000;
         store.set_signed_in(&user).unwrap();
-        assert!(matches!(known.lookup(&session), Lookup::Unknown));
-        known.remember(&session, Rc::new(user.clone()));
-        known.remember(&session, Rc::new(user.clone()));
-        assert!(matches!(known.lookup(&session), Lookup::Known(u) if u.checked_at == 2_000));
+        let (next, next_place) = parsed(&known);
+        assert_eq!((next.checked_at, next_place.at), (2_000, place.at));
+        // (Its fingerprint may equal the old form's, which only admits it sooner.)
+        known.remember(&session, next_place, Rc::clone(&next));
+        known.remember(&session, next_place, next);
+        assert!(matches!(known.lookup(&session, &apps), Lookup::Known(u) if u.checked_at == 2_000));
+
+        // A sign-in to an app this configuration lacks is nobody's, and an unreadable one is
+        // dropped from the session.
+        let other = Apps::of(vec![App::official_for_tests("wx2")]);
+        assert!(matches!(
+            KnownSignIns::default().lookup(&session, &other),
+            Lookup::Absent
+        ));
+        assert!(session.contains_key(SIGNED_IN_KEY));
+        session.insert(SIGNED_IN_KEY, "not a sign-in").unwrap();
+        assert!(matches!(known.lookup(&session, &apps), Lookup::Absent));
+        assert!(!session.contains_key(SIGNED_IN_KEY));
     }
 
     #[test]
@@ -396,7 +454,7 @@ mod tests {
                 KnownSignIns::place(&format!(
                     r#"{{"i":"wx0123456789abcdef","o":"o{n:027}","s":"x"}}"#
                 ))
-                .0
+                .at
             })
             .collect();
         assert!(
@@ -405,7 +463,7 @@ mod tests {
             slots.len()
         );
         assert!(slots.iter().all(|&s| s < KnownSignIns::SLOTS));
-        assert!(KnownSignIns::place("").0 < KnownSignIns::SLOTS);
+        assert!(KnownSignIns::place("").at < KnownSignIns::SLOTS);
     }
 
     #[test]
