@@ -9,11 +9,20 @@ pub(crate) struct SignInLoad {
     pub(crate) first_error: Option<String>,
     pub(crate) secs: f64,
     pub(crate) latencies_ms: Vec<f64>,
+    /// The app server's CPU time over the round, when the caller knows its process.
+    pub(crate) server_cpu_secs: Option<f64>,
 }
 
 impl SignInLoad {
     pub(crate) fn rate(&self) -> f64 {
         self.signins as f64 / self.secs
+    }
+
+    /// The app server's CPU time per complete sign-in, ms (its four requests, the callback's
+    /// two upstream calls, the session written).
+    pub(crate) fn server_cpu_ms(&self) -> Option<f64> {
+        self.server_cpu_secs
+            .map(|cpu| cpu * 1e3 / self.signins.max(1) as f64)
     }
 
     pub(crate) fn to_json(&self) -> Value {
@@ -22,6 +31,7 @@ impl SignInLoad {
             "signins": self.signins, "errors": self.errors, "first_error": self.first_error,
             "secs": self.secs, "per_sec": self.rate(),
             "p50_ms": percentile(&l, 50.0), "p99_ms": percentile(&l, 99.0),
+            "server_cpu_ms_per_signin": self.server_cpu_ms(),
         })
     }
 }
@@ -59,6 +69,7 @@ pub(crate) async fn sign_in_load(
         first_error: None,
         secs: 0.0,
         latencies_ms: Vec::new(),
+        server_cpu_secs: None,
     };
     for result in join_all(browsers).await {
         let (done, errors, first_error, latencies) = result?;

@@ -193,7 +193,7 @@ pub(crate) fn run(system: &SystemRunner, args: &Args) -> Res<()> {
         b.emu(),
         (&steady[1].proc, &steady[3].proc),
     )?;
-    let (signin, rtt) = sign_ins(system, &b, &steady[1].proc.url)?;
+    let (signin, rtt) = sign_ins(system, &b, &steady[1].proc)?;
     // Case 5: cookie sizes.
     let worst = system.block_on(worst_case_cookie(&steady[1].proc.url, b.emu()))?;
     eprintln!(
@@ -473,26 +473,27 @@ fn instruction_counts(b: &Bench, cookie: &String) -> Res<Vec<(&'static str, f64)
     Ok(instructions)
 }
 
-/// Case 4: sign-ins against the `wechat` server at `wechat_url`, and their round trips.
-fn sign_ins(
-    system: &SystemRunner,
-    b: &Bench,
-    wechat_url: &str,
-) -> Res<(Vec<SignInLoad>, RoundTrips)> {
+/// Case 4: sign-ins against the `wechat` server, with its CPU time per sign-in, and their round
+/// trips.
+fn sign_ins(system: &SystemRunner, b: &Bench, wechat: &Proc) -> Res<(Vec<SignInLoad>, RoundTrips)> {
+    let wechat_url = wechat.url.as_str();
     let users =
         system.block_on(async { add_users(&client()?, b.emu(), b.settings.browsers).await })?;
     let mut signin_rounds = Vec::new();
     for round in 0..b.settings.rounds {
-        let load = system.block_on(sign_in_load(
+        let cpu_before = wechat.cpu_secs();
+        let mut load = system.block_on(sign_in_load(
             wechat_url,
             &users,
             Duration::from_secs(b.settings.secs),
         ))?;
+        load.server_cpu_secs = Some(wechat.cpu_secs() - cpu_before);
         eprintln!(
-            "round {}/{} sign-in        {:>9.1} sign-ins/s, {} errors",
+            "round {}/{} sign-in        {:>9.1} sign-ins/s, {:.3} ms server CPU each, {} errors",
             round + 1,
             b.settings.rounds,
             load.rate(),
+            load.server_cpu_ms().unwrap_or(f64::NAN),
             load.errors
         );
         if load.errors > 0 {
