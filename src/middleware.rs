@@ -249,6 +249,9 @@ enum Route {
     Callback,
     /// The sign-in route: start a sign-in for `?return_to=`.
     SignIn,
+    /// Routed by an outer instance of the same configuration, which found this: only this
+    /// instance's requirement is left to see to.
+    FoundOutside(Result<Option<WeChatUser>, ErrorKind>),
     /// Everything else: find the user, then see whether the route is satisfied.
     Guarded,
 }
@@ -295,7 +298,10 @@ where
         let worker = Rc::clone(&self.worker);
         Box::pin(async move {
             let settings = &worker.shared.config.settings;
-            match worker.route(&req) {
+            // The user, found once however many instances of this configuration wrap the route.
+            // (`call` awaits boxed futures only: nested ones would make the future of every
+            // service wrapping an app too deep for the compiler's layout limit.)
+            let outcome = match worker.route(&req) {
                 Route::Pass => return forward(&service, req).await,
                 Route::NoSession => {
                     let kind = ErrorKind::Misconfigured(NO_SESSION_FIX);
@@ -315,14 +321,8 @@ where
                     let return_to = authorize::requested_return_to(&req);
                     return Ok(worker.challenge(req, settings.sign_in.scope, return_to));
                 }
-                Route::Guarded => {}
-            }
-            // The user, found once however many instances of this configuration wrap the route.
-            // (`call` awaits boxed futures only: nested ones would make the future of every
-            // service wrapping an app too deep for the compiler's layout limit.)
-            let outcome = match worker.resolved_by_outer_instance(&req) {
-                Some(outcome) => outcome,
-                None => {
+                Route::FoundOutside(outcome) => outcome,
+                Route::Guarded => {
                     let found = match worker.current_user(&req) {
                         Found::Now(found) => found,
                         Found::Later(upkeep) => upkeep.await,
@@ -346,10 +346,15 @@ where
 }
 
 impl Worker {
-    /// Where a request goes: decided from the path, and the wrap order found once per worker.
+    /// Where a request goes: decided from what an outer instance left, the path, and the wrap
+    /// order found once per worker.
     fn route(&self, req: &ServiceRequest) -> Route {
         let settings = &self.shared.config.settings;
-        if settings.filter.is_excluded(req) {
+        // First: an outer instance of this configuration routed the request the same way (the
+        // same filter, paths and session) and left what it found only for a guarded one.
+        if let Some(outcome) = self.found_outside(req) {
+            Route::FoundOutside(outcome)
+        } else if settings.filter.is_excluded(req) {
             // Every method is gated alike, `OPTIONS` too: nothing in a request tells a real CORS
             // preflight from a forged one, so preflights belong to a CORS middleware wrapped
             // outside this one (see the crate docs).
@@ -363,6 +368,13 @@ impl Worker {
         } else {
             Route::Guarded
         }
+    }
+
+    /// What an outer instance of the same configuration already found for this request.
+    fn found_outside(&self, req: &ServiceRequest) -> Option<Result<Option<WeChatUser>, ErrorKind>> {
+        let extensions = req.extensions();
+        let context = extensions.get::<AuthContext>()?;
+        (context.config_id == self.shared.config.config_id()).then(|| context.outcome.clone())
     }
 
     /// Leaves what was found about this request's user for the extractor (and for inner
@@ -461,16 +473,6 @@ impl Worker {
             err = err.with_link(format!("{}{again}", settings.site.mount_path));
         }
         respond(req, err.error_response())
-    }
-
-    /// What an outer instance of the same configuration already found for this request.
-    fn resolved_by_outer_instance(
-        &self,
-        req: &ServiceRequest,
-    ) -> Option<Result<Option<WeChatUser>, ErrorKind>> {
-        let extensions = req.extensions();
-        let context = extensions.get::<AuthContext>()?;
-        (context.config_id == self.shared.config.config_id()).then(|| context.outcome.clone())
     }
 
     /// The signed-in user, after whatever upkeep the token needs: nothing (found now), or a
