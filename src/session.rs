@@ -164,7 +164,7 @@ impl KnownSignIns {
             SignedIn::from_stored(stored, apps).map(|user| user.map(|u| (u, place)))
         };
         match parsed {
-            Ok(Some((user, place))) => Lookup::Parsed(Rc::new(user), place),
+            Ok(Some((user, place))) => Lookup::Parsed(user, place),
             Ok(None) => Lookup::Absent,
             Err(e) => {
                 AuthSession(session).drop_unreadable(&e);
@@ -218,8 +218,9 @@ impl KnownSignIns {
 }
 
 impl SignedIn {
-    /// The stored form read back: `None` when it is a sign-in to none of `apps`.
-    fn from_stored(stored: &str, apps: &Apps) -> Result<Option<Self>, serde_json::Error> {
+    /// The stored form read back: `None` when it is a sign-in to none of `apps`. (In an `Rc`
+    /// at once: the parse is moved once, not through every caller's `Option`.)
+    fn from_stored(stored: &str, apps: &Apps) -> Result<Option<Rc<Self>>, serde_json::Error> {
         let mut user: Self = serde_json::from_str(stored)?;
         if !apps
             .by_appid(&user.appid)
@@ -230,7 +231,7 @@ impl SignedIn {
         if user.signed_in_at == 0 {
             user.signed_in_at = user.checked_at;
         }
-        Ok(Some(user))
+        Ok(Some(Rc::new(user)))
     }
 
     pub(crate) fn new(
@@ -297,10 +298,14 @@ impl AuthSession<'_> {
             let entries = self.0.entries();
             SignedIn::from_stored(entries.get(SIGNED_IN_KEY)?, apps)
         };
-        parsed.unwrap_or_else(|e| {
-            self.drop_unreadable(&e);
-            None
-        })
+        match parsed {
+            // Its only owner: moved out, not cloned.
+            Ok(user) => user.map(Rc::unwrap_or_clone),
+            Err(e) => {
+                self.drop_unreadable(&e);
+                None
+            }
+        }
     }
 
     fn drop_unreadable(&self, e: &serde_json::Error) {
