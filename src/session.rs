@@ -175,7 +175,8 @@ impl KnownSignIns {
 
     /// Remembers `user` as what the session's stored sign-in, found at `place`, parses to: on
     /// its first miss there only its fingerprint is noted (nothing copied, the session not
-    /// read again); on its second in a row it is admitted.
+    /// read again); on its second in a row it is admitted. The session must still hold the form
+    /// `lookup` parsed (nothing written in between).
     pub(crate) fn remember(&self, session: &Session, place: Place, user: Rc<SignedIn>) {
         let mut slots = self.0.borrow_mut();
         let slot = &mut slots[place.at];
@@ -187,6 +188,11 @@ impl KnownSignIns {
         let Some(stored) = entries.get(SIGNED_IN_KEY) else {
             return;
         };
+        debug_assert_eq!(
+            Self::place(stored),
+            place,
+            "the session changed since its lookup"
+        );
         // The slot's buffer is reused: no allocation once it has held a sign-in this long.
         slot.stored.clear();
         slot.stored.push_str(stored);
@@ -309,7 +315,13 @@ impl AuthSession<'_> {
     }
 
     fn drop_unreadable(&self, e: &serde_json::Error) {
-        warn!("dropping unreadable WeChat sign-in from the session: {e}");
+        // Where and what kind, never serde's message: it quotes the value, which may hold a token.
+        warn!(
+            "dropping unreadable WeChat sign-in from the session ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        );
         self.sign_out();
     }
 
