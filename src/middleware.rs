@@ -249,7 +249,7 @@ enum Route {
     Callback,
     /// The sign-in route: start a sign-in for `?return_to=`.
     SignIn,
-    /// Routed by an outer instance of the same configuration, which found this: only this
+    /// Guarded, and already found by an outer instance of the same configuration: only this
     /// instance's requirement is left to see to.
     FoundOutside(Result<Option<WeChatUser>, ErrorKind>),
     /// Everything else: find the user, then see whether the route is satisfied.
@@ -346,15 +346,11 @@ where
 }
 
 impl Worker {
-    /// Where a request goes: decided from what an outer instance left, the path, and the wrap
-    /// order found once per worker.
+    /// Where a request goes: decided from the path, the wrap order found once per worker, and
+    /// what an outer instance left.
     fn route(&self, req: &ServiceRequest) -> Route {
         let settings = &self.shared.config.settings;
-        // First: an outer instance of this configuration routed the request the same way (the
-        // same filter, paths and session) and left what it found only for a guarded one.
-        if let Some(outcome) = self.found_outside(req) {
-            Route::FoundOutside(outcome)
-        } else if settings.filter.is_excluded(req) {
+        if settings.filter.is_excluded(req) {
             // Every method is gated alike, `OPTIONS` too: nothing in a request tells a real CORS
             // preflight from a forged one, so preflights belong to a CORS middleware wrapped
             // outside this one (see the crate docs).
@@ -365,6 +361,10 @@ impl Worker {
             Route::Callback
         } else if req.path() == settings.sign_in.sign_in_path {
             Route::SignIn
+        } else if let Some(outcome) = self.found_outside(req) {
+            // Checked last: what lies between the instances (a path rewrite, the scope's own
+            // state an `exclude_if` reads) may route this one differently.
+            Route::FoundOutside(outcome)
         } else {
             Route::Guarded
         }
