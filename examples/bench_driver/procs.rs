@@ -78,7 +78,8 @@ impl Proc {
         })
     }
 
-    /// CPU time used so far (user + system, every thread), in seconds.
+    /// CPU time used so far (user + system, every thread), in seconds; NaN when the process's
+    /// stat cannot be read (it died), so that no figure made from it passes for a measurement.
     pub(crate) fn cpu_secs(&self) -> f64 {
         let stat =
             fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
@@ -92,7 +93,7 @@ impl Proc {
             fields
                 .get(i)
                 .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
+                .unwrap_or(f64::NAN)
         };
         // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
         (ticks(11) + ticks(12)) / clock_ticks()
