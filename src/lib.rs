@@ -125,7 +125,7 @@ pub mod testing;
 pub use config::{AppKind, ConfigError, Lang, SignInRefused, WeChatConfig, WeChatConfigBuilder};
 pub use error::{Error, ErrorKind};
 pub use extractor::WeChatUser;
-pub use middleware::{WeChatAuth, WeChatAuthMiddleware};
+pub use middleware::{WeChatAuth, WeChatAuthFuture, WeChatAuthMiddleware};
 pub use negotiate::{Browser, Flow};
 pub use pages::{Page, PageKind, PageText};
 pub use return_to::same_origin_path;

@@ -2,9 +2,11 @@
 
 use std::{
     cell::Cell,
-    future::{ready, Ready},
+    future::{ready, Future, Ready},
+    pin::Pin,
     rc::Rc,
     sync::Arc,
+    task::{Context, Poll},
 };
 
 use actix_session::SessionExt as _;
@@ -257,11 +259,22 @@ enum Route {
 }
 
 /// The signed-in user: known at once, or after the upstream work of [`Due`].
-enum Found<'a> {
+enum Found {
     Now(Result<Option<Rc<SignedIn>>, ErrorKind>),
-    /// Boxed here, outside `call`: a future made inside `call`'s would make its layout too deep
-    /// for the compiler's limit, boxed or not.
-    Later(LocalBoxFuture<'a, Result<Option<Rc<SignedIn>>, ErrorKind>>),
+    Later(Upkeeping),
+}
+
+/// The upstream work of [`Upkeeping`], under way.
+type UpkeepWork<'a> = LocalBoxFuture<'a, Result<Option<Rc<SignedIn>>, ErrorKind>>;
+
+/// A sign-in whose token needs upstream work on this request, and what that work needs.
+struct Upkeeping {
+    session: actix_session::Session,
+    user: Rc<SignedIn>,
+    /// Where the worker's table would take `user`; `None` when it holds it.
+    unknown: Option<Place>,
+    due: Due,
+    now: u64,
 }
 
 /// The upstream work a sign-in needs on this request.
@@ -289,59 +302,129 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = WeChatAuthFuture<S::Future, B>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = Rc::clone(&self.service);
-        let worker = Rc::clone(&self.worker);
-        Box::pin(async move {
-            let settings = &worker.shared.config.settings;
-            // The user, found once however many instances of this configuration wrap the route.
-            // (`call` awaits boxed futures only: nested ones would make the future of every
-            // service wrapping an app too deep for the compiler's layout limit.)
-            let outcome = match worker.route(&req) {
-                Route::Pass => return forward(&service, req).await,
-                Route::NoSession => {
-                    let kind = ErrorKind::Misconfigured(NO_SESSION_FIX);
-                    return Ok(worker.answer_error(req, kind));
-                }
-                Route::Callback => {
-                    // Boxed for the same reason as the token upkeep: a deep future, rarely run.
-                    let callback: LocalBoxFuture<'_, _> = Box::pin(callback::handle(
-                        &worker.shared.config,
-                        &worker.client,
-                        &req,
-                    ));
-                    let res = callback.await;
-                    return Ok(respond(req, res));
-                }
-                Route::SignIn => {
-                    let return_to = authorize::requested_return_to(&req);
-                    return Ok(worker.challenge(req, settings.sign_in.scope, return_to));
-                }
-                Route::FoundOutside(outcome) => outcome,
-                Route::Guarded => {
-                    let found = match worker.current_user(&req) {
-                        Found::Now(found) => found,
-                        Found::Later(upkeep) => upkeep.await,
-                    };
-                    let outcome = found.map(|user| user.map(WeChatUser::new));
-                    worker.leave_for_extractor(&req, &outcome);
-                    outcome
-                }
-            };
-            match worker.access(outcome) {
-                Access::Serve => forward(&service, req).await,
-                Access::Fail(kind) => Ok(worker.answer_error(req, kind)),
-                Access::SignIn(scope) => {
-                    let format = settings.filter.format(&req);
-                    let return_to = authorize::return_to_of(&settings.site, &req, format);
-                    Ok(worker.challenge(req, scope, return_to))
-                }
+        let worker = &self.worker;
+        let settings = &worker.shared.config.settings;
+        // The user, found once however many instances of this configuration wrap the route.
+        let outcome = match worker.route(&req) {
+            Route::Pass => return WeChatAuthFuture::forward(self.service.call(req)),
+            Route::NoSession => {
+                let kind = ErrorKind::Misconfigured(NO_SESSION_FIX);
+                return WeChatAuthFuture::answer(worker.answer_error(req, kind));
             }
-        })
+            Route::Callback => {
+                let worker = Rc::clone(worker);
+                return WeChatAuthFuture::waiting(async move {
+                    let res = worker.callback(&req).await;
+                    Ok(respond(req, res).map_into_right_body())
+                });
+            }
+            Route::SignIn => {
+                let return_to = authorize::requested_return_to(&req);
+                let scope = settings.sign_in.scope;
+                return WeChatAuthFuture::answer(worker.challenge(req, scope, return_to));
+            }
+            Route::FoundOutside(outcome) => outcome,
+            Route::Guarded => match worker.current_user(&req) {
+                Found::Now(found) => worker.found(&req, found),
+                Found::Later(upkeeping) => {
+                    let (service, worker) = (Rc::clone(&self.service), Rc::clone(worker));
+                    return WeChatAuthFuture::waiting(async move {
+                        let found = worker.keep_fresh(upkeeping).await;
+                        let outcome = worker.found(&req, found);
+                        worker.act(&*service, req, outcome).await
+                    });
+                }
+            },
+        };
+        worker.act(&*self.service, req, outcome)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`WeChatAuthMiddleware`]: the app's own future (a signed-in request whose
+    /// token needs nothing, and every path the middleware passes by), an answer of the
+    /// middleware's own, or the boxed work of a request that waits on WeChat. Not used directly.
+    ///
+    /// (A concrete type, not a boxed future: that would be an allocation on every request. The
+    /// futures that wait on WeChat are boxed in functions that are not generic, so that their
+    /// deep layouts are computed in this crate, not in the app's: an app wrapping instances in
+    /// scopes compiles within a recursion limit of 32, where a boxed future of the whole
+    /// request path needed more than 32, and this type with those futures boxed inside it more
+    /// than the default 128.)
+    #[doc(hidden)]
+    pub struct WeChatAuthFuture<F, B> {
+        #[pin]
+        state: CallState<F, B>,
+    }
+}
+
+/// What the middleware's answer waits on.
+type Waiting<B> = LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>;
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum CallState<F, B> {
+        /// The app's future.
+        Forward { #[pin] app: F },
+        /// The middleware's own answer, taken when polled.
+        Answer { res: Option<ServiceResponse> },
+        /// The callback, or token upkeep (then the app's future).
+        Waiting { work: Waiting<B> },
+    }
+}
+
+impl<F, B: 'static> WeChatAuthFuture<F, B> {
+    /// Calls the app. (Handler errors reach us as responses: actix's routing converts them.
+    /// Only an inner middleware's `Err` passes through, and with it actix-session drops this
+    /// request's writes; the request after it then refreshes again.)
+    fn forward(app: F) -> Self {
+        Self {
+            state: CallState::Forward { app },
+        }
+    }
+
+    /// An early answer. Given as `Ok`: actix-session drops the session writes (the pending
+    /// `state`) of a request whose service returned `Err`.
+    fn answer(res: ServiceResponse) -> Self {
+        Self {
+            state: CallState::Answer { res: Some(res) },
+        }
+    }
+
+    /// Work that waits on WeChat.
+    fn waiting(
+        work: impl Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>> + 'static,
+    ) -> Self {
+        Self {
+            state: CallState::Waiting {
+                work: Box::pin(work),
+            },
+        }
+    }
+}
+
+impl<F, B> Future for WeChatAuthFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Forward { app } => app.poll(cx).map_ok(ServiceResponse::map_into_left_body),
+            StateProj::Answer { res } => {
+                let res = res
+                    .take()
+                    .expect("WeChatAuthFuture polled after it completed");
+                Poll::Ready(Ok(res.map_into_right_body()))
+            }
+            StateProj::Waiting { work } => work.as_mut().poll(cx),
+        }
     }
 }
 
@@ -395,6 +478,45 @@ impl Worker {
         });
     }
 
+    /// The answer to the OAuth callback: boxed in a function that is not generic, as
+    /// [`keep_fresh`](Self::keep_fresh).
+    fn callback<'a>(&'a self, req: &'a ServiceRequest) -> LocalBoxFuture<'a, HttpResponse> {
+        Box::pin(callback::handle(&self.shared.config, &self.client, req))
+    }
+
+    /// The user this instance found, left for the extractor (and inner instances).
+    fn found(
+        &self,
+        req: &ServiceRequest,
+        found: Result<Option<Rc<SignedIn>>, ErrorKind>,
+    ) -> Result<Option<WeChatUser>, ErrorKind> {
+        let outcome = found.map(|user| user.map(WeChatUser::new));
+        self.leave_for_extractor(req, &outcome);
+        outcome
+    }
+
+    /// Serves the request, or answers it, as this instance's requirement makes of the outcome.
+    fn act<S, B: 'static>(
+        &self,
+        service: &S,
+        req: ServiceRequest,
+        outcome: Result<Option<WeChatUser>, ErrorKind>,
+    ) -> WeChatAuthFuture<S::Future, B>
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    {
+        match self.access(outcome) {
+            Access::Serve => WeChatAuthFuture::forward(service.call(req)),
+            Access::Fail(kind) => WeChatAuthFuture::answer(self.answer_error(req, kind)),
+            Access::SignIn(scope) => {
+                let settings = &self.shared.config.settings;
+                let format = settings.filter.format(&req);
+                let return_to = authorize::return_to_of(&settings.site, &req, format);
+                WeChatAuthFuture::answer(self.challenge(req, scope, return_to))
+            }
+        }
+    }
+
     /// What this instance's requirement makes of the outcome: a pure decision.
     fn access(&self, outcome: Result<Option<WeChatUser>, ErrorKind>) -> Access {
         match (self.requirement, outcome) {
@@ -414,12 +536,7 @@ impl Worker {
     /// Starts a sign-in for `scope` that comes back to `return_to`, in the flow this browser
     /// can use: a redirect or a sign-in page for pages, a 401 JSON with the authorize URLs for API
     /// calls.
-    fn challenge<B>(
-        &self,
-        req: ServiceRequest,
-        scope: Scope,
-        return_to: String,
-    ) -> ServiceResponse<EitherBody<B>> {
+    fn challenge(&self, req: ServiceRequest, scope: Scope, return_to: String) -> ServiceResponse {
         let settings = &self.shared.config.settings;
         let reply = settings.reply(&req);
         let mut pending = PendingCookies::of(&settings.site, &settings.sign_in, &req);
@@ -461,11 +578,7 @@ impl Worker {
 
     /// An error answered by the middleware itself, in the request's format and language; a page
     /// offers to load the same URL again.
-    fn answer_error<B>(
-        &self,
-        req: ServiceRequest,
-        kind: ErrorKind,
-    ) -> ServiceResponse<EitherBody<B>> {
+    fn answer_error(&self, req: ServiceRequest, kind: ErrorKind) -> ServiceResponse {
         let settings = &self.shared.config.settings;
         let mut err = Error::new(kind, settings.reply(&req));
         if req.method() == actix_web::http::Method::GET {
@@ -478,7 +591,7 @@ impl Worker {
     /// The signed-in user, after whatever upkeep the token needs: nothing (found now), or a
     /// `/sns/auth` check or a refresh (found later). `Ok(None)` when anonymous or when the
     /// sign-in ran out.
-    fn current_user(&self, req: &ServiceRequest) -> Found<'_> {
+    fn current_user(&self, req: &ServiceRequest) -> Found {
         let session = req.get_session();
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
@@ -513,19 +626,36 @@ impl Worker {
                 still_usable: false,
             },
         };
-        Found::Later(Box::pin(self.keep_fresh(session, user, unknown, due, now)))
+        Found::Later(Upkeeping {
+            session,
+            user,
+            unknown,
+            due,
+            now,
+        })
     }
 
     /// Carries out a due check or refresh, then stores what it changed.
-    /// (`unknown`: where the worker's table would take `user`; `None` when it holds it.)
-    async fn keep_fresh(
+    ///
+    /// Boxed here, in a function that is not generic: the upstream calls make a future whose
+    /// layout is about 80 queries deep, and computed inside the generic middleware's (in the
+    /// app's crate) it would overflow the compiler's limit of 128 for an app wrapping scopes.
+    fn keep_fresh(&self, upkeeping: Upkeeping) -> UpkeepWork<'_> {
+        Box::pin(self.keep_fresh_now(upkeeping))
+    }
+
+    /// The work [`keep_fresh`](Self::keep_fresh) boxes.
+    async fn keep_fresh_now(
         &self,
-        session: actix_session::Session,
-        user: Rc<SignedIn>,
-        unknown: Option<Place>,
-        due: Due,
-        now: u64,
+        upkeeping: Upkeeping,
     ) -> Result<Option<Rc<SignedIn>>, ErrorKind> {
+        let Upkeeping {
+            session,
+            user,
+            unknown,
+            due,
+            now,
+        } = upkeeping;
         let store = AuthSession(&session);
         let settings = &self.shared.config.settings;
         let upstream = &self.shared.upstream;
@@ -606,25 +736,7 @@ impl Worker {
     }
 }
 
-/// The app's answer, its body made ours.
-type Forwarded<F, B> =
-    futures_util::future::MapOk<F, fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>>>;
-
-/// Calls the app. (Handler errors reach us as responses: actix's routing converts them. Only an
-/// inner middleware's `Err` passes through, and with it actix-session drops this request's writes;
-/// the request after it then refreshes again.) Not an `async fn`: its future would nest in ours.
-fn forward<S, B>(service: &Rc<S>, req: ServiceRequest) -> Forwarded<S::Future, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-{
-    use futures_util::TryFutureExt as _;
-    service
-        .call(req)
-        .map_ok(ServiceResponse::map_into_left_body as fn(_) -> _)
-}
-
-/// An early answer. Returned as `Ok`: actix-session drops the session writes (the pending `state`)
-/// of a request whose service returned `Err`.
-fn respond<B>(req: ServiceRequest, res: HttpResponse) -> ServiceResponse<EitherBody<B>> {
-    req.into_response(res).map_into_right_body()
+/// The middleware's own answer to a request.
+fn respond(req: ServiceRequest, res: HttpResponse) -> ServiceResponse {
+    req.into_response(res)
 }
