@@ -168,8 +168,13 @@ impl ErrorKind {
 /// assert_eq!(err.status_code(), 403);
 /// assert_eq!(err.kind(), &ErrorKind::AccessDenied);
 /// ```
+#[derive(Clone)]
+pub struct Error(Box<Parts>);
+
+/// What an [`Error`] holds: boxed, so that a `Result` carrying it (an extractor's future, every
+/// `?`) stays two words wide on the path where nothing fails.
 #[derive(Debug, Clone)]
-pub struct Error {
+struct Parts {
     kind: ErrorKind,
     reply: Reply,
     /// For a 401 JSON: the authorize URL of each flow this browser can use.
@@ -178,34 +183,51 @@ pub struct Error {
     link: Option<String>,
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Parts {
+            kind,
+            reply,
+            flows,
+            link,
+        } = &*self.0;
+        f.debug_struct("Error")
+            .field("kind", kind)
+            .field("reply", reply)
+            .field("flows", flows)
+            .field("link", link)
+            .finish()
+    }
+}
+
 impl Error {
     pub(crate) fn new(kind: ErrorKind, reply: Reply) -> Self {
-        Self {
+        Self(Box::new(Parts {
             kind,
             reply,
             flows: Vec::new(),
             link: None,
-        }
+        }))
     }
 
     pub(crate) fn with_flow(mut self, app: AppKind, url: String) -> Self {
-        self.flows.push((app, url));
+        self.0.flows.push((app, url));
         self
     }
 
     pub(crate) fn with_link(mut self, link: impl Into<String>) -> Self {
-        self.link = Some(link.into());
+        self.0.link = Some(link.into());
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// Consumes the error into its kind.
     pub fn into_kind(self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 }
 
@@ -218,13 +240,13 @@ impl From<ErrorKind> for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.kind, f)
+        fmt::Display::fmt(&self.0.kind, f)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.kind)
+        Some(&self.0.kind)
     }
 }
 
@@ -248,14 +270,14 @@ impl Error {
     /// What to fix, shown only when the configuration says this is a developer's machine:
     /// in production a misconfiguration is only "misconfigured".
     fn hint(&self) -> Option<&'static str> {
-        match self.kind {
-            ErrorKind::Misconfigured(fix) if self.reply.developer => Some(fix),
+        match self.0.kind {
+            ErrorKind::Misconfigured(fix) if self.0.reply.developer => Some(fix),
             _ => None,
         }
     }
 
     fn errcode(&self) -> Option<i64> {
-        match &self.kind {
+        match &self.0.kind {
             ErrorKind::WeChat { code, .. } | ErrorKind::CodeRejected(code) => Some(code.code()),
             _ => None,
         }
@@ -263,11 +285,11 @@ impl Error {
 
     /// The page that shows this error, for the app's renderer or the default one.
     fn page(&self) -> Page {
-        let mut page = Page::new(self.kind.page_kind(), self.reply.lang);
-        page.status = self.kind.status();
-        page.link.clone_from(&self.link);
+        let mut page = Page::new(self.0.kind.page_kind(), self.0.reply.lang);
+        page.status = self.0.kind.status();
+        page.link.clone_from(&self.0.link);
         page.errcode = self.errcode();
-        page.code = self.kind.code();
+        page.code = self.0.kind.code();
         page.hint = self.hint();
         page
     }
@@ -275,30 +297,31 @@ impl Error {
 
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        self.kind.status()
+        self.0.kind.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = match self.reply.format {
+        let mut res = match self.0.reply.format {
             Format::Json => HttpResponse::build(self.status_code()).json(JsonError {
-                error: self.kind.code(),
-                message: self.kind.page_kind().text(self.reply.lang).message,
+                error: self.0.kind.code(),
+                message: self.0.kind.page_kind().text(self.0.reply.lang).message,
                 errcode: self.errcode(),
-                authorize_url: self.link.as_deref(),
+                authorize_url: self.0.link.as_deref(),
                 hint: self.hint(),
                 flows: self
+                    .0
                     .flows
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect(),
             }),
-            Format::Html => pages::show(&self.page(), self.reply.pages.as_ref()),
+            Format::Html => pages::show(&self.page(), self.0.reply.pages.as_ref()),
         };
         let headers = res.headers_mut();
-        if self.reply.format == Format::Json {
+        if self.0.reply.format == Format::Json {
             pages::keep_private(headers);
         }
-        if self.kind == ErrorKind::Throttled {
+        if self.0.kind == ErrorKind::Throttled {
             // The per-openid budgets start over with the next minute.
             let retry_after = 60 - crate::session::unix_now() % 60;
             headers.insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
