@@ -1,8 +1,16 @@
 //! The [`WeChatUser`] extractor, and what the middleware leaves in the request for it.
 
-use std::{fmt, future::Ready, rc::Rc};
+use std::{
+    cell::{Cell, RefCell},
+    fmt,
+    future::Ready,
+    rc::Rc,
+};
 
-use actix_web::{dev::Payload, FromRequest, HttpMessage as _, HttpRequest};
+use actix_web::{
+    dev::{Extensions, Payload, ServiceRequest},
+    FromRequest, HttpMessage as _, HttpRequest,
+};
 use log::error;
 
 use crate::{
@@ -119,13 +127,85 @@ pub(crate) struct AuthContext {
     pub(crate) sign_in: Option<String>,
 }
 
+/// Where a worker leaves each request's [`AuthContext`]: request-scoped data containers
+/// (`ServiceRequest::add_data_container`) that it reuses.
+///
+/// Why not the request's extensions: a fourth entry there (after actix-session's two and the
+/// method guard's) makes actix grow that map on every request, since each request starts with
+/// an empty one, and the entry is a box of its own. A container the worker made before costs
+/// none of that: it is free again once actix drops the request that held it (when its strong
+/// count is back to one), and its context is then overwritten in place. The push cannot fail
+/// where actix's own routing would not: both need the only reference to the request.
+pub(crate) struct ContextSlots {
+    slots: RefCell<Vec<Rc<Extensions>>>,
+    /// Where the next look for a free container starts: the oldest is the likeliest free.
+    next: Cell<usize>,
+}
+
+impl ContextSlots {
+    /// Containers kept per instance and worker: more than the requests a worker has in flight
+    /// at once in most apps; past them, each request gets a container of its own.
+    const KEPT: usize = 64;
+    /// Containers looked at before another is made: a busy one is likely followed by busy ones.
+    const TRIES: usize = 2;
+
+    /// Leaves `context` for the extractor and for inner instances.
+    pub(crate) fn leave(&self, req: &mut ServiceRequest, context: AuthContext) {
+        let mut slots = self.slots.borrow_mut();
+        let len = slots.len();
+        for _ in 0..len.min(Self::TRIES) {
+            let at = self.next.get();
+            self.next.set((at + 1) % len);
+            if let Some(free) = Rc::get_mut(&mut slots[at]) {
+                if let Some(kept) = free.get_mut::<AuthContext>() {
+                    *kept = context;
+                    req.add_data_container(Rc::clone(&slots[at]));
+                    return;
+                }
+            }
+        }
+        let mut container = Extensions::new();
+        container.insert(context);
+        let container = Rc::new(container);
+        if len < Self::KEPT {
+            slots.push(Rc::clone(&container));
+        }
+        req.add_data_container(container);
+    }
+}
+
+impl Default for ContextSlots {
+    fn default() -> Self {
+        Self {
+            slots: RefCell::new(Vec::with_capacity(Self::KEPT)),
+            next: Cell::new(0),
+        }
+    }
+}
+
+impl AuthContext {
+    /// What an instance left for this request: the innermost one's.
+    pub(crate) fn of(req: &HttpRequest) -> Option<&Self> {
+        req.app_data::<Self>()
+    }
+
+    /// Runs `with` on what an instance left for this request or, with no instance in front,
+    /// on what the test kit's `FakeUser` put in the request's extensions (its API takes a
+    /// shared request, which cannot be given a data container).
+    fn with<R>(req: &HttpRequest, with: impl FnOnce(Option<&Self>) -> R) -> R {
+        match Self::of(req) {
+            Some(context) => with(Some(context)),
+            None => with(req.extensions().get::<Self>()),
+        }
+    }
+}
+
 impl FromRequest for WeChatUser {
     type Error = Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let extensions = req.extensions();
-        std::future::ready(match extensions.get::<AuthContext>() {
+        std::future::ready(AuthContext::with(req, |context| match context {
             Some(AuthContext {
                 outcome,
                 reply,
@@ -152,7 +232,7 @@ impl FromRequest for WeChatUser {
                     Reply::guess(req),
                 ))
             }
-        })
+        }))
     }
 }
 

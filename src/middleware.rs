@@ -24,7 +24,7 @@ use crate::{
     client::WeChatClient,
     config::WeChatConfig,
     error::{Error, ErrorKind},
-    extractor::{AuthContext, WeChatUser},
+    extractor::{AuthContext, ContextSlots, WeChatUser},
     negotiate::Browser,
     pending::PendingCookies,
     session::{unix_now, AuthSession, KnownSignIns, Lookup, Place, SignedIn},
@@ -218,6 +218,7 @@ where
                 requirement: self.requirement,
                 session_layer: Cell::new(None),
                 known: KnownSignIns::default(),
+                contexts: ContextSlots::default(),
             }),
         }))
     }
@@ -239,6 +240,8 @@ struct Worker {
     session_layer: Cell<Option<bool>>,
     /// The sign-ins this worker already parsed.
     known: KnownSignIns,
+    /// Where it leaves what it found about each request.
+    contexts: ContextSlots,
 }
 
 /// What the middleware does with a request, before anything is loaded.
@@ -306,7 +309,7 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let worker = &self.worker;
         let settings = &worker.shared.config.settings;
         // The user, found once however many instances of this configuration wrap the route.
@@ -330,12 +333,13 @@ where
             }
             Route::FoundOutside(outcome) => outcome,
             Route::Guarded => match worker.current_user(&req) {
-                Found::Now(found) => worker.found(&req, found),
+                Found::Now(found) => worker.found(&mut req, found),
                 Found::Later(upkeeping) => {
                     let (service, worker) = (Rc::clone(&self.service), Rc::clone(worker));
                     return WeChatAuthFuture::waiting(async move {
                         let found = worker.keep_fresh(upkeeping).await;
-                        let outcome = worker.found(&req, found);
+                        let mut req = req;
+                        let outcome = worker.found(&mut req, found);
                         worker.act(&*service, req, outcome).await
                     });
                 }
@@ -455,8 +459,7 @@ impl Worker {
 
     /// What an outer instance of the same configuration already found for this request.
     fn found_outside(&self, req: &ServiceRequest) -> Option<Result<Option<WeChatUser>, ErrorKind>> {
-        let extensions = req.extensions();
-        let context = extensions.get::<AuthContext>()?;
+        let context = AuthContext::of(req.request())?;
         (context.config_id == self.shared.config.config_id()).then(|| context.outcome.clone())
     }
 
@@ -464,18 +467,19 @@ impl Worker {
     /// instances of the same configuration, which then do not look again).
     fn leave_for_extractor(
         &self,
-        req: &ServiceRequest,
+        req: &mut ServiceRequest,
         outcome: &Result<Option<WeChatUser>, ErrorKind>,
     ) {
         let settings = &self.shared.config.settings;
         // How to answer the extractor's errors, worked out only when there is no user to hand over.
         let anonymous = !matches!(outcome, Ok(Some(_)));
-        req.extensions_mut().insert(AuthContext {
+        let context = AuthContext {
             config_id: self.shared.config.config_id(),
             outcome: outcome.clone(),
             reply: anonymous.then(|| settings.reply(req)),
             sign_in: anonymous.then(|| authorize::sign_in_link(settings, req)),
-        });
+        };
+        self.contexts.leave(req, context);
     }
 
     /// The answer to the OAuth callback: boxed in a function that is not generic, as
@@ -487,7 +491,7 @@ impl Worker {
     /// The user this instance found, left for the extractor (and inner instances).
     fn found(
         &self,
-        req: &ServiceRequest,
+        req: &mut ServiceRequest,
         found: Result<Option<Rc<SignedIn>>, ErrorKind>,
     ) -> Result<Option<WeChatUser>, ErrorKind> {
         let outcome = found.map(|user| user.map(WeChatUser::new));
