@@ -134,8 +134,12 @@ pub(crate) struct AuthContext {
 /// method guard's) makes actix grow that map on every request, since each request starts with
 /// an empty one, and the entry is a box of its own. A container the worker made before costs
 /// none of that: it is free again once actix drops the request that held it (when its strong
-/// count is back to one), and its context is then overwritten in place. The push cannot fail
-/// where actix's own routing would not: both need the only reference to the request.
+/// count is back to one), and its context is then overwritten in place; till then a free one
+/// still holds the last request's user, as `KnownSignIns` holds the worker's recent sign-ins.
+///
+/// The push needs the only reference to the request, as actix's own routing does (App and scope
+/// routers panic without it); only a middleware that keeps a clone of the `HttpRequest` across
+/// its call, inside the resource `WeChatAuth` wraps, can break that (see `WeChatAuth`'s docs).
 pub(crate) struct ContextSlots {
     slots: RefCell<Vec<Rc<Extensions>>>,
     /// Where the next look for a free container starts: the oldest is the likeliest free.

@@ -57,6 +57,11 @@ enum Requirement {
 /// Instances made from one configuration share their refreshes; use [`require`](Self::require)
 /// and [`optional`](Self::optional) to give parts of an app different needs.
 ///
+/// It leaves what it found in a request data container, which actix-web adds only while nothing
+/// else holds the request: a middleware outside it that keeps a clone of the `HttpRequest`
+/// across its call makes that panic, as it makes actix's own App and scope routers panic
+/// (actix-web warns against such clones).
+///
 /// ```no_run
 /// use actix_session::{storage::CookieSessionStore, SessionMiddleware};
 /// use actix_web::{cookie::Key, web, App, HttpServer};
@@ -117,6 +122,7 @@ impl WeChatAuth {
     /// [`optional`](Self::optional) instance does).
     ///
     /// ```
+    /// # #![recursion_limit = "32"] // apps wrapping scopes compile even with a low limit
     /// use actix_web::{web, App};
     /// use actix_wechat_auth::{Scope, WeChatAuth, WeChatConfig};
     /// let wechat = WeChatAuth::new(
