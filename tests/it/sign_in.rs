@@ -612,6 +612,49 @@ async fn optional_routes_see_the_user_when_there_is_one() {
     assert!(browser.get(&s.url("/public")).await.json()["openid"].is_null());
 }
 
+/// Each worker reuses the containers it leaves users in once actix drops their request: a
+/// handler that keeps its request keeps that container, and nobody may then see its user, nor
+/// the user of a container reused after someone else's request.
+#[actix_web::test]
+async fn requests_kept_by_handlers_never_lend_their_user_to_later_ones() {
+    let s = Setup::new(Shape::Routes, |c| c);
+    let browsers: Vec<Browser> = (0..6).map(|_| Browser::new()).collect();
+    let mut openids = Vec::new();
+    for b in &browsers {
+        let me = sign_in(b, &s.url("/info")).await.json();
+        openids.push(me["openid"].as_str().unwrap().to_owned());
+    }
+    let anonymous = Browser::new();
+    let api = [("accept", "application/json")];
+    // Rounds in which every browser's requests interleave, a held one among them, each on a
+    // connection of its own (so both workers hold requests) and one anonymous request between.
+    for round in 0..8 {
+        for (b, openid) in browsers.iter().zip(&openids) {
+            let path = if round % 2 == 0 { "/held" } else { "/whoami" };
+            let me = b.get_with(&s.url(path), &api).await;
+            assert_eq!(me.status, StatusCode::OK, "{path}: {}", me.body);
+            assert_eq!(
+                me.json()["openid"],
+                openid.as_str(),
+                "{path} in round {round}"
+            );
+            let stranger = anonymous.get_with(&s.url("/held"), &api).await;
+            assert_eq!(
+                stranger.status,
+                StatusCode::UNAUTHORIZED,
+                "{}",
+                stranger.body
+            );
+            let stranger = anonymous.get_with(&s.url("/public"), &api).await;
+            assert_eq!(
+                stranger.json()["openid"],
+                serde_json::Value::Null,
+                "round {round}"
+            );
+        }
+    }
+}
+
 #[actix_web::test]
 async fn concurrent_users_never_see_each_other() {
     let s = Setup::new(Shape::Routes, |c| c.check_interval(Duration::ZERO));

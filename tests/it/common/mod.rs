@@ -16,7 +16,7 @@ use actix_session::{
 use actix_web::{
     cookie::{Key, SameSite},
     dev::ServerHandle,
-    web, App, HttpResponse, HttpServer,
+    web, App, HttpRequest, HttpResponse, HttpServer,
 };
 use actix_wechat_auth::{
     emulator::Emulator, Scope, WeChatAuth, WeChatConfig, WeChatConfigBuilder, WeChatUser,
@@ -130,6 +130,21 @@ async fn show(user: WeChatUser) -> HttpResponse {
     }))
 }
 
+thread_local! {
+    /// The requests `/held` keeps alive for the rest of the test binary's life: the data
+    /// containers they hold stay busy, so later requests of that worker must get others.
+    static HELD: std::cell::RefCell<Vec<HttpRequest>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `show` for a handler that keeps its request (as one that hands it to a spawned task does).
+async fn held(req: HttpRequest, user: Option<WeChatUser>) -> HttpResponse {
+    HELD.with(|held| held.borrow_mut().push(req));
+    match user {
+        Some(user) => show(user).await,
+        None => HttpResponse::Unauthorized().finish(),
+    }
+}
+
 async fn public(user: Option<WeChatUser>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "openid": user.as_ref().map(WeChatUser::openid) }))
 }
@@ -174,6 +189,7 @@ pub fn start_app(listener: TcpListener, config: WeChatConfig, shape: Shape) -> S
                 .route("/public", web::get().to(public))
                 // A handler that needs the user on a route that does not require one.
                 .route("/whoami", web::get().to(show))
+                .route("/held", web::get().to(held))
                 .route("/healthz", web::get().to(|| async { "ok" }))
                 .route("/logout", web::get().to(logout))
                 .wrap(wechat.optional())
