@@ -102,6 +102,49 @@ pub(crate) fn rounds(
     Ok(runs)
 }
 
+/// Rounds of wrk against all of `servers` at the same time, all on the servers' CPU (head to
+/// head, as case 1's), every request carrying the next cookie of `script`'s rotation; per
+/// server, its runs (their `checks` not counted).
+pub(crate) fn at_once(
+    settings: &Settings,
+    servers: &[&Proc],
+    script: &Path,
+    label: &str,
+) -> Res<Vec<Vec<Run>>> {
+    let mut runs: Vec<Vec<Run>> = servers.iter().map(|_| Vec::new()).collect();
+    for round in 0..settings.rounds {
+        let cmds: Vec<(&Proc, Vec<String>)> = servers
+            .iter()
+            .map(|&server| {
+                let cmd = wrk_command(
+                    &settings.wrk,
+                    settings.client_cpu,
+                    settings.connections,
+                    settings.secs,
+                    Load::Rotate(script),
+                    &format!("{}/", server.url),
+                );
+                (server, cmd)
+            })
+            .collect();
+        let mut line = format!(
+            "round {}/{} {label} head to head:",
+            round + 1,
+            settings.rounds
+        );
+        for (i, (wrk, cpu_us)) in run_wrk_at_once(&cmds)?.into_iter().enumerate() {
+            let _ = write!(line, " {} {:.0}", servers[i].name, wrk.rps);
+            runs[i].push(Run {
+                wrk,
+                cpu_us,
+                checks: 0,
+            });
+        }
+        eprintln!("{line} req/s");
+    }
+    Ok(runs)
+}
+
 /// Runs the case: starts `sample-bare` and `sample` (the servers' placement and environment as
 /// the others'), signs in many users, then measures both servers with one of them and with all,
 /// and the check on every request of `wechat` and `wechat-check0` with a thousand.
@@ -152,6 +195,7 @@ pub(crate) fn measure(
         }
         let label = format!("{users} users");
         let mut runs = rounds(system, settings, emu, &[&bare, &sample], &script, &label)?;
+        let mut together = at_once(settings, &[&bare, &sample], &script, &label)?;
         let instructions = if valgrind {
             let count = |mode: &str| {
                 let name = format!("{mode}-{users}");
@@ -176,6 +220,8 @@ pub(crate) fn measure(
             users,
             sample: runs.pop().expect("two servers"),
             bare: runs.pop().expect("two servers"),
+            together_sample: together.pop().expect("two servers"),
+            together_bare: together.pop().expect("two servers"),
             instructions,
         });
     }
@@ -209,6 +255,9 @@ pub(crate) struct Population {
     pub(crate) users: usize,
     pub(crate) bare: Vec<Run>,
     pub(crate) sample: Vec<Run>,
+    /// The same two, head to head.
+    pub(crate) together_bare: Vec<Run>,
+    pub(crate) together_sample: Vec<Run>,
     /// Instructions per request (callgrind) of `sample-bare` and `sample`, when valgrind ran.
     pub(crate) instructions: Option<(f64, f64)>,
 }
@@ -243,15 +292,29 @@ impl SampleStack {
             let tput = ratio(&p.sample, &p.bare, rps);
             let cost = ratio(&p.sample, &p.bare, cpu);
             let tail = ratio(&p.sample, &p.bare, p99);
+            let tput_h2h = ratio(&p.together_sample, &p.together_bare, rps);
+            let cost_h2h = ratio(&p.together_sample, &p.together_bare, cpu);
             for (measure, value, target, ok) in [
                 (
-                    "throughput `sample` / `sample-bare`",
+                    "throughput `sample` / `sample-bare`, head to head",
+                    tput_h2h.show(3),
+                    "≥ 0.95",
+                    tput_h2h.median >= 0.95,
+                ),
+                (
+                    "CPU per request `sample` / `sample-bare`, head to head",
+                    format!("{}×", cost_h2h.show(3)),
+                    "≤ 1.05×",
+                    cost_h2h.median <= 1.05,
+                ),
+                (
+                    "throughput `sample` / `sample-bare`, sequential rounds",
                     tput.show(3),
                     "≥ 0.95",
                     tput.median >= 0.95,
                 ),
                 (
-                    "CPU per request `sample` / `sample-bare`",
+                    "CPU per request `sample` / `sample-bare`, sequential rounds",
                     format!("{}×", cost.show(3)),
                     "≤ 1.05×",
                     cost.median <= 1.05,
@@ -336,6 +399,32 @@ impl SampleStack {
                 verdict(cost.median <= 1.05),
                 tail.show(2),
                 verdict(tail.median <= 1.1),
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\n**Head to head**, the ratio to trust on this machine (as in case 1): the two \
+             servers at the same time, both on CPU 0, each under its own wrk with the same \
+             rotation, {} rounds of {} s; ratios round by round.\n\n\
+             | users | `sample-bare` requests/s | `sample` requests/s | throughput `sample` / \
+             `sample-bare` (target ≥ 0.95) | CPU per request `sample` / `sample-bare` (target \
+             ≤ 1.05×) |\n|---|---|---|---|---|",
+            s.rounds, s.secs
+        );
+        for p in &self.populations {
+            let col = |runs: &[Run]| Spread::of(&runs.iter().map(rps).collect::<Vec<_>>());
+            let tput = ratio(&p.together_sample, &p.together_bare, rps);
+            let cost = ratio(&p.together_sample, &p.together_bare, cpu);
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | **{}**: {} | **{}×**: {} |",
+                p.users,
+                col(&p.together_bare).show(0),
+                col(&p.together_sample).show(0),
+                tput.show(3),
+                verdict(tput.median >= 0.95),
+                cost.show(3),
+                verdict(cost.median <= 1.05),
             );
         }
         if self.populations.iter().any(|p| p.instructions.is_some()) {

@@ -393,44 +393,28 @@ fn head_to_head(b: &Bench, steady: &[Steady], cookie: &str) -> Res<HeadToHead> {
         command: String::new(),
     };
     for round in 0..b.settings.rounds {
-        let mut children = Vec::new();
-        let cpu_before: Vec<f64> = steady.iter().map(|x| x.proc.cpu_secs()).collect();
-        for &i in &contenders {
-            let cmd = wrk_command(
-                &b.settings.wrk,
-                b.settings.client_cpu,
-                b.settings.connections,
-                b.settings.secs,
-                Load::Cookie(cookie),
-                &format!("{}/", steady[i].proc.url),
-            );
-            if h2h.command.is_empty() {
-                h2h.command = shell_words(&cmd).replace(cookie, "id=…");
-            }
-            let child = Command::new(&cmd[0])
-                .args(&cmd[1..])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot run {}: {e}", cmd[0]))?;
-            children.push((i, child));
+        let runs: Vec<(&Proc, Vec<String>)> = contenders
+            .iter()
+            .map(|&i| {
+                let cmd = wrk_command(
+                    &b.settings.wrk,
+                    b.settings.client_cpu,
+                    b.settings.connections,
+                    b.settings.secs,
+                    Load::Cookie(cookie),
+                    &format!("{}/", steady[i].proc.url),
+                );
+                (&steady[i].proc, cmd)
+            })
+            .collect();
+        if h2h.command.is_empty() {
+            h2h.command = shell_words(&runs[0].1).replace(cookie, "id=…");
         }
         let mut line = format!("round {}/{} head to head:", round + 1, b.settings.rounds);
-        for (i, child) in children {
-            let out = child.wait_with_output().map_err(|e| e.to_string())?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let result =
-                parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))?;
-            if result.bad > 0 {
-                return Err(format!(
-                    "{}: {} bad answers head to head",
-                    steady[i].mode, result.bad
-                ));
-            }
-            let _ = write!(line, " {} {:.0}", steady[i].mode, result.rps);
-            h2h.rps[i].push(result.rps);
-            let cpu = steady[i].proc.cpu_secs() - cpu_before[i];
-            h2h.cpu_us[i].push(cpu * 1e6 / result.requests.max(1) as f64);
+        for (&i, (wrk, cpu_us)) in contenders.iter().zip(run_wrk_at_once(&runs)?) {
+            let _ = write!(line, " {} {:.0}", steady[i].mode, wrk.rps);
+            h2h.rps[i].push(wrk.rps);
+            h2h.cpu_us[i].push(cpu_us);
         }
         eprintln!("{line} req/s");
     }

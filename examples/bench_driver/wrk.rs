@@ -62,6 +62,37 @@ pub(crate) fn run_wrk(cmd: &[String]) -> Res<Wrk> {
     parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))
 }
 
+/// Runs `servers`' wrk commands at the same time (head to head); per server, wrk's figures and
+/// the server's CPU time per answered request in µs. A non-2xx answer or a socket error fails it.
+pub(crate) fn run_wrk_at_once(servers: &[(&Proc, Vec<String>)]) -> Res<Vec<(Wrk, f64)>> {
+    let cpu_before: Vec<f64> = servers.iter().map(|(p, _)| p.cpu_secs()).collect();
+    let mut children = Vec::new();
+    for (_, cmd) in servers {
+        let child = Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", cmd[0]))?;
+        children.push(child);
+    }
+    let mut results = Vec::new();
+    for ((server, _), (child, before)) in servers.iter().zip(children.into_iter().zip(cpu_before)) {
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let wrk = parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))?;
+        if wrk.bad > 0 {
+            return Err(format!(
+                "{}: {} bad answers head to head",
+                server.name, wrk.bad
+            ));
+        }
+        let cpu_us = (server.cpu_secs() - before) * 1e6 / wrk.requests.max(1) as f64;
+        results.push((wrk, cpu_us));
+    }
+    Ok(results)
+}
+
 pub(crate) fn parse_wrk(text: &str) -> Option<Wrk> {
     let duration_ms = |s: &str| -> Option<f64> {
         let split = s.find(|c: char| c.is_ascii_alphabetic())?;
