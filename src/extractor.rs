@@ -1,11 +1,6 @@
 //! The [`WeChatUser`] extractor, and what the middleware leaves in the request for it.
 
-use std::{
-    cell::{Cell, RefCell},
-    fmt,
-    future::Ready,
-    rc::Rc,
-};
+use std::{cell::RefCell, fmt, future::Ready, rc::Rc};
 
 use actix_web::{
     dev::{Extensions, Payload, ServiceRequest},
@@ -135,43 +130,37 @@ pub(crate) struct AuthContext {
 /// an empty one, and the entry is a box of its own. A container the worker made before costs
 /// none of that: it is free again once actix drops the request that held it (when its strong
 /// count is back to one), and its context is then overwritten in place; till then a free one
-/// still holds the last request's user, as `KnownSignIns` holds the worker's recent sign-ins.
+/// still holds its last request's user (`KnownSignIns` holds the worker's recent sign-ins too).
 ///
 /// The push needs the only reference to the request, as actix's own routing does (App and scope
 /// routers panic without it); only a middleware that keeps a clone of the `HttpRequest` across
 /// its call, inside the resource `WeChatAuth` wraps, can break that (see `WeChatAuth`'s docs).
 pub(crate) struct ContextSlots {
     slots: RefCell<Vec<Rc<Extensions>>>,
-    /// Where the next look for a free container starts: the oldest is the likeliest free.
-    next: Cell<usize>,
 }
 
 impl ContextSlots {
     /// Containers kept per instance and worker: more than the requests a worker has in flight
     /// at once in most apps; past them, each request gets a container of its own.
     const KEPT: usize = 64;
-    /// Containers looked at before another is made: a busy one is likely followed by busy ones.
-    const TRIES: usize = 2;
 
-    /// Leaves `context` for the extractor and for inner instances.
+    /// Leaves `context` for the extractor and for inner instances, in the first free container:
+    /// usually the first, whose request ended before this one began, so the contexts (and the
+    /// user each holds) of at most the requests in flight outlive their request, and the
+    /// allocator gets back the memory of the one this replaces while it is still in cache.
     pub(crate) fn leave(&self, req: &mut ServiceRequest, context: AuthContext) {
         let mut slots = self.slots.borrow_mut();
-        let len = slots.len();
-        for _ in 0..len.min(Self::TRIES) {
-            let at = self.next.get();
-            self.next.set((at + 1) % len);
-            if let Some(free) = Rc::get_mut(&mut slots[at]) {
-                if let Some(kept) = free.get_mut::<AuthContext>() {
-                    *kept = context;
-                    req.add_data_container(Rc::clone(&slots[at]));
-                    return;
-                }
+        for slot in slots.iter_mut() {
+            if let Some(kept) = Rc::get_mut(slot).and_then(|free| free.get_mut::<AuthContext>()) {
+                *kept = context;
+                req.add_data_container(Rc::clone(slot));
+                return;
             }
         }
         let mut container = Extensions::new();
         container.insert(context);
         let container = Rc::new(container);
-        if len < Self::KEPT {
+        if slots.len() < Self::KEPT {
             slots.push(Rc::clone(&container));
         }
         req.add_data_container(container);
@@ -182,7 +171,6 @@ impl Default for ContextSlots {
     fn default() -> Self {
         Self {
             slots: RefCell::new(Vec::with_capacity(Self::KEPT)),
-            next: Cell::new(0),
         }
     }
 }
