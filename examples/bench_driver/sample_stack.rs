@@ -61,14 +61,7 @@ pub(crate) fn rounds(
         for k in 0..servers.len() {
             let i = (k + round) % servers.len();
             let server = servers[i];
-            let cmd = wrk_command(
-                &settings.wrk,
-                settings.client_cpu,
-                settings.connections,
-                settings.secs,
-                Load::Rotate(script),
-                &format!("{}/", server.url),
-            );
+            let cmd = wrk_command(settings, Load::Rotate(script), server);
             let before = system.block_on(emulator_stats(emu))?;
             let cpu_before = server.cpu_secs();
             let wrk = run_wrk(&cmd)?;
@@ -115,17 +108,7 @@ pub(crate) fn at_once(
     for round in 0..settings.rounds {
         let cmds: Vec<(&Proc, Vec<String>)> = servers
             .iter()
-            .map(|&server| {
-                let cmd = wrk_command(
-                    &settings.wrk,
-                    settings.client_cpu,
-                    settings.connections,
-                    settings.secs,
-                    Load::Rotate(script),
-                    &format!("{}/", server.url),
-                );
-                (server, cmd)
-            })
+            .map(|&server| (server, wrk_command(settings, Load::Rotate(script), server)))
             .collect();
         let mut line = format!(
             "round {}/{} {label} head to head:",
@@ -176,14 +159,7 @@ pub(crate) fn measure(
         let name = users.to_string();
         let script = rotation(logs, &name, &cookies[..users])?;
         if command.is_empty() {
-            let cmd = wrk_command(
-                &settings.wrk,
-                settings.client_cpu,
-                settings.connections,
-                settings.secs,
-                Load::Rotate(&script),
-                &format!("{}/", sample.url),
-            );
+            let cmd = wrk_command(settings, Load::Rotate(&script), &sample);
             // The script named from the repository, as the reader would type it.
             let cwd = env::current_dir().unwrap_or_default();
             let shown = logs

@@ -331,14 +331,7 @@ fn steady_rounds(system: &SystemRunner, b: &Bench, steady: &mut [Steady], cookie
         let servers = steady.len();
         for i in 0..servers {
             let s = &mut steady[(i + round) % servers];
-            let cmd = wrk_command(
-                &b.settings.wrk,
-                b.settings.client_cpu,
-                b.settings.connections,
-                b.settings.secs,
-                Load::Cookie(cookie),
-                &format!("{}/", s.proc.url),
-            );
+            let cmd = wrk_command(&b.settings, Load::Cookie(cookie), &s.proc);
             let before = system.block_on(emulator_stats(b.emu()))?;
             let cpu_before = s.proc.cpu_secs();
             let result = run_wrk(&cmd)?;
@@ -396,15 +389,11 @@ fn head_to_head(b: &Bench, steady: &[Steady], cookie: &str) -> Res<HeadToHead> {
         let runs: Vec<(&Proc, Vec<String>)> = contenders
             .iter()
             .map(|&i| {
-                let cmd = wrk_command(
-                    &b.settings.wrk,
-                    b.settings.client_cpu,
-                    b.settings.connections,
-                    b.settings.secs,
-                    Load::Cookie(cookie),
-                    &format!("{}/", steady[i].proc.url),
-                );
-                (&steady[i].proc, cmd)
+                let server = &steady[i].proc;
+                (
+                    server,
+                    wrk_command(&b.settings, Load::Cookie(cookie), server),
+                )
             })
             .collect();
         if h2h.command.is_empty() {

@@ -19,14 +19,15 @@ pub(crate) enum Load<'a> {
     Rotate(&'a Path),
 }
 
-pub(crate) fn wrk_command(
-    wrk: &str,
-    cpu: Option<usize>,
-    conns: usize,
-    secs: u64,
-    load: Load<'_>,
-    url: &str,
-) -> Vec<String> {
+/// The wrk command of one run against `server`'s `/`, as `settings` place and time it.
+pub(crate) fn wrk_command(settings: &Settings, load: Load<'_>, server: &Proc) -> Vec<String> {
+    let (wrk, cpu, conns, secs) = (
+        &settings.wrk,
+        settings.client_cpu,
+        settings.connections,
+        settings.secs,
+    );
+    let url = format!("{}/", server.url);
     let mut cmd = Vec::new();
     if let Some(cpu) = cpu {
         cmd.extend(["taskset".to_owned(), "-c".to_owned(), cpu.to_string()]);
@@ -42,7 +43,7 @@ pub(crate) fn wrk_command(
         Load::Cookie(cookie) => cmd.extend(["-H".to_owned(), format!("Cookie: {cookie}")]),
         Load::Rotate(script) => cmd.extend(["-s".to_owned(), script.display().to_string()]),
     }
-    cmd.push(url.to_owned());
+    cmd.push(url);
     cmd
 }
 
