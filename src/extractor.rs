@@ -133,8 +133,9 @@ pub(crate) struct AuthContext {
 /// still holds its last request's user (`KnownSignIns` holds the worker's recent sign-ins too).
 ///
 /// The push needs the only reference to the request, as actix's own routing does (App and scope
-/// routers panic without it); only a middleware that keeps a clone of the `HttpRequest` across
-/// its call, inside the resource `WeChatAuth` wraps, can break that (see `WeChatAuth`'s docs).
+/// routers panic without it); only a middleware wrapped on the same resource, outside
+/// `WeChatAuth`, that keeps a clone of the `HttpRequest` across its call can break that (see
+/// `WeChatAuth`'s docs).
 pub(crate) struct ContextSlots {
     slots: RefCell<Vec<Rc<Extensions>>>,
 }
@@ -145,9 +146,10 @@ impl ContextSlots {
     const KEPT: usize = 64;
 
     /// Leaves `context` for the extractor and for inner instances, in the first free container:
-    /// usually the first, whose request ended before this one began, so the contexts (and the
-    /// user each holds) of at most the requests in flight outlive their request, and the
-    /// allocator gets back the memory of the one this replaces while it is still in cache.
+    /// usually the first, whose request ended before this one began, so the allocator gets back
+    /// the memory of the context this replaces while it is still in cache, and no more
+    /// containers (each keeping its last user till reused) are kept than requests were ever in
+    /// flight at once, at most `KEPT`.
     pub(crate) fn leave(&self, req: &mut ServiceRequest, context: AuthContext) {
         let mut slots = self.slots.borrow_mut();
         for slot in slots.iter_mut() {

@@ -129,8 +129,9 @@ pub(crate) fn at_once(
 }
 
 /// Runs the case: starts `sample-bare` and `sample` (the servers' placement and environment as
-/// the others'), signs in many users, then measures both servers with one of them and with all,
-/// and the check on every request of `wechat` and `wechat-check0` with a thousand.
+/// the others'), signs in many users, then measures both servers with one of them and with all
+/// (in turn, then head to head), and the check on every request of `wechat` and
+/// `wechat-check0` with a thousand.
 pub(crate) fn measure(
     system: &SystemRunner,
     settings: &Settings,

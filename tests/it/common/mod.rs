@@ -131,8 +131,8 @@ async fn show(user: WeChatUser) -> HttpResponse {
 }
 
 thread_local! {
-    /// The requests `/held` keeps alive for the rest of the test binary's life: the data
-    /// containers they hold stay busy, so later requests of that worker must get others.
+    /// The requests `/held` keeps alive until the server stops: the data containers they hold
+    /// stay busy, so later requests of that worker must get others.
     static HELD: std::cell::RefCell<Vec<HttpRequest>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
