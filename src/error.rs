@@ -172,8 +172,8 @@ impl ErrorKind {
 pub struct Error(Box<Parts>);
 
 /// What an [`Error`] holds: boxed, so that a `Result` carrying it (an extractor's future, every
-/// `?`) stays two words wide on the path where nothing fails.
-#[derive(Debug, Clone)]
+/// `?`) stays two words wide on the path where nothing fails. (`Error`'s `Debug` lists them.)
+#[derive(Clone)]
 struct Parts {
     kind: ErrorKind,
     reply: Reply,
