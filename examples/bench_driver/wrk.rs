@@ -77,9 +77,11 @@ pub(crate) fn run_wrk_at_once(servers: &[(&Proc, Vec<String>)]) -> Res<Vec<(Wrk,
             .map_err(|e| format!("cannot run {}: {e}", cmd[0]))?;
         children.push(child);
     }
+    // Every run waited for before any is judged: none is left running into the next case.
+    let outputs: Vec<_> = children.into_iter().map(Child::wait_with_output).collect();
     let mut results = Vec::new();
-    for ((server, _), (child, before)) in servers.iter().zip(children.into_iter().zip(cpu_before)) {
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    for ((server, _), (out, before)) in servers.iter().zip(outputs.into_iter().zip(cpu_before)) {
+        let out = out.map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout);
         let wrk = parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))?;
         if wrk.bad > 0 {
